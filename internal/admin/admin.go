@@ -1,0 +1,106 @@
+// Package admin serves the admin API: metrics, reload, backend state and a
+// liveness probe. It never shares a listener with traffic.
+package admin
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"fulcrum/internal/pool"
+)
+
+// Controller is what the admin API needs from the engine.
+type Controller interface {
+	// Reload re-reads the config; it returns a one-line summary, or an error
+	// (the running config is then unchanged).
+	Reload(ctx context.Context) (string, error)
+	// Backends lists backend state.
+	Backends() []pool.Status
+}
+
+// Server is the admin HTTP handler.
+type Server struct {
+	ctl   Controller
+	log   *slog.Logger
+	token atomic.Pointer[string]
+	mux   *http.ServeMux
+}
+
+// New returns the admin handler. token may be empty (no authentication).
+func New(ctl Controller, reg prometheus.Gatherer, token string, log *slog.Logger) *Server {
+	s := &Server{ctl: ctl, log: log, mux: http.NewServeMux()}
+	s.SetToken(token)
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: nil}))
+	s.mux.HandleFunc("POST /admin/reload", s.reload)
+	s.mux.HandleFunc("GET /admin/backends", s.backends)
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Write([]byte("ok\n"))
+	})
+	return s
+}
+
+// SetToken changes the bearer token (on reload).
+func (s *Server) SetToken(t string) { s.token.Store(&t) }
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != "/healthz" {
+		if tok := *s.token.Load(); tok != "" {
+			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(tok)) != 1 {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="fulcrum"`)
+				http.Error(w, "unauthorized", http.StatusUnauthorized)
+				return
+			}
+		}
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+func (s *Server) reload(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	summary, err := s.ctl.Reload(r.Context())
+	if err != nil {
+		s.log.Warn("reload rejected; running configuration unchanged", "err", err)
+		w.WriteHeader(http.StatusBadRequest)
+		w.Write([]byte("reload failed; running configuration unchanged:\n" + err.Error() + "\n"))
+		return
+	}
+	w.Write([]byte(summary + "\n"))
+}
+
+func (s *Server) backends(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	bs := s.ctl.Backends()
+	if bs == nil {
+		bs = []pool.Status{}
+	}
+	enc.Encode(bs)
+}
+
+// Serve runs the admin API on addr until ctx ends.
+func Serve(ctx context.Context, srv *http.Server) error {
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}()
+	err := srv.ListenAndServe()
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,155 @@
+package config
+
+import (
+	"log/slog"
+	"net/netip"
+	"time"
+)
+
+// Config is a loaded, defaulted and validated configuration. It is the
+// compiled form: no JSON tags, no runtime state. The flat file form is a
+// shorthand for one HTTP service with one pool; later issues add more
+// services (listeners), routes, TLS and TCP mode as more Services.
+type Config struct {
+	// AdminAddr is where the admin listener binds ("" = no admin listener).
+	AdminAddr string
+	// AdminToken, when non-empty, is the bearer token the admin API requires.
+	AdminToken string
+	// ShutdownTimeout bounds graceful shutdown.
+	ShutdownTimeout time.Duration
+	LogLevel        slog.Level
+	// LogFormat is "text" or "json".
+	LogFormat string
+	AccessLog bool
+	// Services has exactly one element for the flat form.
+	Services []Service
+}
+
+// Service is one listener with the pool behind it.
+type Service struct {
+	Name   string // "default" for the flat form
+	Listen string // listen_addr
+	// TrustedProxies are the peers whose X-Forwarded-For is believed.
+	TrustedProxies []netip.Prefix
+	Limits         Limits
+	RateLimit      *RateLimit // nil = off
+	Pool           Pool
+}
+
+// Limits protects the listener from hostile or broken clients.
+type Limits struct {
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration // 0 = none
+	WriteTimeout      time.Duration // 0 = none
+	// IdleTimeout is how long a keep-alive connection (client side, and pooled
+	// upstream connections) may stay idle.
+	IdleTimeout    time.Duration
+	MaxHeaderBytes int
+	MaxBodyBytes   int64 // 0 = unlimited
+	MaxConns       int   // 0 = unlimited
+	MaxConnsPerIP  int   // 0 = unlimited
+}
+
+// RateLimit is a token bucket per key.
+type RateLimit struct {
+	RequestsPerSecond float64
+	Burst             int
+	Key               HashKey // KindClientIP or KindHeader
+}
+
+// Pool is a group of backends and how traffic is spread over them.
+type Pool struct {
+	Strategy string  // one of Strategies
+	HashKey  HashKey // for consistent_hash
+	Backends []Backend
+
+	HealthCheck HealthCheck
+	Passive     Passive
+	// PanicThreshold is the percentage of usable backends below which traffic
+	// is spread over all backends (0 disables panic mode).
+	PanicThreshold int
+
+	Retries     int
+	RetryBuffer int64
+
+	ConnectTimeout        time.Duration
+	ResponseHeaderTimeout time.Duration
+
+	// MaxConnections per backend (0 = unlimited).
+	MaxConnections int
+	QueueTimeout   time.Duration
+	SlowStart      time.Duration
+
+	Sticky *Sticky // nil = off
+}
+
+// Backend is one configured upstream.
+type Backend struct {
+	URL    string // as written
+	Scheme string // "http" (https later)
+	Host   string // host:port, port filled in from the scheme if absent
+	Weight int
+}
+
+// HealthCheck is the active check.
+type HealthCheck struct {
+	Type               string // "tcp" or "http"
+	Path               string
+	Interval           time.Duration
+	Timeout            time.Duration
+	ExpectedStatus     []StatusRange
+	HealthyThreshold   int
+	UnhealthyThreshold int
+	Host               string
+	Headers            map[string]string
+}
+
+// StatusRange is an inclusive range of HTTP status codes.
+type StatusRange struct{ Lo, Hi int }
+
+// Passive is outlier detection from real traffic.
+type Passive struct {
+	MaxFails   int
+	FailWindow time.Duration
+	EjectFor   time.Duration
+	// MaxEjectFor caps the exponential growth of EjectFor on repeated ejection.
+	MaxEjectFor time.Duration
+	// Consider5xx counts 5xx responses as failures.
+	Consider5xx bool
+}
+
+// Sticky is session persistence.
+type Sticky struct {
+	Type       string // "cookie", "source_ip", "app_cookie"
+	CookieName string
+	TTL        time.Duration // 0 = session cookie
+	Secure     string        // "auto", "true", "false"
+	HTTPOnly   bool
+	SameSite   string // "lax", "strict", "none", ""
+	// MaxEntries bounds the app_cookie table.
+	MaxEntries int
+}
+
+// HashKeyKind says where an affinity or rate-limit key comes from.
+type HashKeyKind int
+
+const (
+	KindNone HashKeyKind = iota
+	KindHeader
+	KindCookie
+	KindQuery
+	KindPath
+	KindClientIP
+)
+
+// HashKey is a parsed key spec such as "header:X-User" or "path".
+type HashKey struct {
+	Kind HashKeyKind
+	Name string // header name (canonical), cookie or query parameter name
+}
+
+// Strategies lists the accepted strategy names.
+var Strategies = []string{
+	"round_robin", "weighted_round_robin", "least_connections",
+	"least_response_time", "ip_hash", "random", "power_of_two", "consistent_hash",
+}

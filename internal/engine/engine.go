@@ -1,0 +1,198 @@
+// Package engine compiles a config into running services (listener + pool),
+// owns hot reload (build beside the running config, swap, carry backend state
+// over) and graceful shutdown. It implements admin.Controller.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"fulcrum/internal/config"
+	"fulcrum/internal/metrics"
+	"fulcrum/internal/pool"
+	"fulcrum/internal/proxy"
+)
+
+// Loader re-reads the configuration (for reload).
+type Loader func() (*config.Config, error)
+
+// Options are the engine's collaborators.
+type Options struct {
+	Logger   *slog.Logger
+	Metrics  *metrics.Metrics
+	Loader   Loader
+	LevelVar *slog.LevelVar
+}
+
+type service struct {
+	name   string
+	listen string
+	ln     net.Listener
+	srv    *proxy.Server
+	pool   *pool.Pool
+	done   chan error
+}
+
+// Engine runs the services of one config.
+type Engine struct {
+	opt      Options
+	log      *slog.Logger
+	cfg      atomic.Pointer[config.Config]
+	services []*service
+	reloadMu sync.Mutex
+	ctx      context.Context
+	cancel   context.CancelFunc
+}
+
+// New binds every listener of cfg (so a busy port fails start-up before
+// anything serves) and builds the pools. Nothing runs until Start.
+func New(cfg *config.Config, opt Options) (*Engine, error) {
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
+	}
+	e := &Engine{opt: opt, log: opt.Logger}
+	e.cfg.Store(cfg)
+	for _, sc := range cfg.Services {
+		ln, err := net.Listen("tcp", sc.Listen)
+		if err != nil {
+			e.closeListeners()
+			return nil, fmt.Errorf("listen_addr %q: %w", sc.Listen, err)
+		}
+		p := pool.New(&sc.Pool, sc.Limits.IdleTimeout, pool.Options{Logger: opt.Logger, Metrics: opt.Metrics})
+		srv := proxy.New(settingsOf(cfg, &sc), p, proxy.Options{Logger: opt.Logger, Metrics: opt.Metrics})
+		e.services = append(e.services, &service{name: sc.Name, listen: sc.Listen, ln: ln, srv: srv, pool: p, done: make(chan error, 1)})
+	}
+	return e, nil
+}
+
+func settingsOf(cfg *config.Config, sc *config.Service) *proxy.Settings {
+	return &proxy.Settings{
+		Limits: sc.Limits, TrustedProxies: sc.TrustedProxies, AccessLog: cfg.AccessLog, RateLimit: sc.RateLimit,
+	}
+}
+
+func (e *Engine) closeListeners() {
+	for _, s := range e.services {
+		s.ln.Close()
+	}
+}
+
+// Addr returns the bound address of the first service (useful with port 0).
+func (e *Engine) Addr() net.Addr { return e.services[0].ln.Addr() }
+
+// Start starts health checks and serving.
+func (e *Engine) Start(ctx context.Context) {
+	e.ctx, e.cancel = context.WithCancel(ctx)
+	for _, s := range e.services {
+		s.pool.Start(e.ctx)
+		go func(s *service) { s.done <- s.srv.Serve(s.ln) }(s)
+	}
+}
+
+// Config returns the running configuration.
+func (e *Engine) Config() *config.Config { return e.cfg.Load() }
+
+// Reload re-reads the configuration and applies it. An invalid file (or one
+// that changes what cannot change live) leaves everything as it was.
+func (e *Engine) Reload(ctx context.Context) (string, error) {
+	e.reloadMu.Lock()
+	defer e.reloadMu.Unlock()
+	if e.opt.Loader == nil {
+		return "", errors.New("no configuration file to reload (started from flags)")
+	}
+	next, err := e.opt.Loader()
+	if err != nil {
+		e.reloadResult(false)
+		return "", err
+	}
+	cur := e.cfg.Load()
+	if len(next.Services) != len(e.services) {
+		e.reloadResult(false)
+		return "", errors.New("the number of services cannot change on reload; restart fulcrum")
+	}
+	for i, sc := range next.Services {
+		if sc.Listen != e.services[i].listen {
+			e.reloadResult(false)
+			return "", fmt.Errorf("listen_addr: cannot change on reload (running %q, file says %q); restart fulcrum", e.services[i].listen, sc.Listen)
+		}
+	}
+	// Everything is valid: apply.
+	for i := range next.Services {
+		sc := &next.Services[i]
+		s := e.services[i]
+		s.pool.Update(&sc.Pool, sc.Limits.IdleTimeout)
+		s.srv.Update(settingsOf(next, sc), s.pool)
+	}
+	if e.opt.LevelVar != nil {
+		e.opt.LevelVar.Set(next.LogLevel)
+	}
+	e.cfg.Store(next)
+	e.reloadResult(true)
+	var summary string
+	for _, sc := range next.Services {
+		summary += fmt.Sprintf("reloaded: %d backends, strategy %s", len(sc.Pool.Backends), sc.Pool.Strategy)
+	}
+	if cur.AdminAddr != next.AdminAddr {
+		summary += " (admin_addr change takes effect after a restart)"
+	}
+	e.log.Info("configuration reloaded", "summary", summary)
+	return summary, nil
+}
+
+func (e *Engine) reloadResult(ok bool) {
+	if e.opt.Metrics != nil {
+		e.opt.Metrics.Reload(ok)
+	}
+}
+
+// Backends lists the backends of every service.
+func (e *Engine) Backends() []pool.Status {
+	var out []pool.Status
+	for _, s := range e.services {
+		out = append(out, s.pool.Statuses()...)
+	}
+	return out
+}
+
+// BackendSamples implements metrics.BackendSource.
+func (e *Engine) BackendSamples(dst []metrics.BackendSample) []metrics.BackendSample {
+	for _, s := range e.services {
+		dst = s.pool.BackendSamples(dst)
+	}
+	return dst
+}
+
+// Shutdown stops accepting, lets in-flight requests finish until ctx ends,
+// then stops health checks and closes upstream connections.
+func (e *Engine) Shutdown(ctx context.Context) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(e.services))
+	for i, s := range e.services {
+		wg.Add(1)
+		go func(i int, s *service) {
+			defer wg.Done()
+			errs[i] = s.srv.Shutdown(ctx)
+		}(i, s)
+	}
+	wg.Wait()
+	for _, s := range e.services {
+		s.pool.Stop()
+		select {
+		case <-s.done:
+		case <-time.After(time.Second):
+		}
+	}
+	if e.cancel != nil {
+		e.cancel()
+	}
+	return errors.Join(errs...)
+}
+
+// Done returns a channel that receives a serve error if a listener fails.
+func (e *Engine) Done() <-chan error { return e.services[0].done }

@@ -1,0 +1,430 @@
+// Package pool owns one group of backends: it takes health transitions,
+// passive ejections, slow-start ramps and config changes serially on the slow
+// path, and publishes an immutable Snapshot (picker + members) that the
+// request path loads with one atomic read.
+package pool
+
+import (
+	"context"
+	"crypto/tls"
+	"log/slog"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"fulcrum/internal/backend"
+	"fulcrum/internal/balance"
+	"fulcrum/internal/config"
+	"fulcrum/internal/health"
+	"fulcrum/internal/metrics"
+	"fulcrum/internal/upstream"
+)
+
+// Member is one backend with everything the request path needs for it.
+type Member struct {
+	Backend *backend.Backend
+	State   *backend.State
+	Conns   *upstream.Pool
+	Metrics *metrics.Backend
+	target  *health.Target
+	cfg     config.Backend
+}
+
+// Snapshot is an immutable view of the pool. Members is indexed by
+// Backend.Index; All lists every member in configured order.
+type Snapshot struct {
+	Picker  balance.Picker
+	Members []*Member
+	// Usable is the number of backends that pass health checks and are not ejected.
+	Usable int
+	// Panic is set when fewer than panic_threshold percent are usable and
+	// traffic is spread over all backends.
+	Panic bool
+	Cfg   *config.Pool
+	// ByStickyID maps a backend's sticky-cookie ID to its index in Members.
+	ByStickyID map[uint64]int
+	// SourceIP is a consistent-hash picker over the usable backends, built
+	// only for sticky type source_ip.
+	SourceIP balance.Picker
+}
+
+// StickyID is the identifier a sticky cookie carries for a backend: a hash of
+// its key, so the cookie does not reveal the address, is the same on every
+// instance sharing the config and survives reloads.
+func StickyID(key string) uint64 { return balance.HashString("fulcrum-sticky\x00" + key) }
+
+// Member returns the member a picked backend belongs to.
+func (s *Snapshot) Member(b *backend.Backend) *Member { return s.Members[b.Index] }
+
+// Options are the pool's collaborators.
+type Options struct {
+	Logger  *slog.Logger
+	Metrics *metrics.Metrics
+	Rand    balance.Rand
+	// Clock is used for slow start and ejections; nil means the real clock.
+	Clock health.Clock
+}
+
+// Pool is one backend group. Create with New, then Start; Stop releases
+// everything it started.
+type Pool struct {
+	opt  Options
+	snap atomic.Pointer[Snapshot]
+
+	mu      sync.Mutex // guards the fields below; slow path only
+	cfg     *config.Pool
+	idle    time.Duration
+	members map[string]*Member
+	order   []*Member
+	checker *health.Checker
+	passive atomic.Pointer[health.Passive]
+
+	budget RetryBudget
+
+	kick   chan struct{}
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// Key is the identity of a backend across reloads: scheme://host:port.
+func Key(b config.Backend) string { return b.Scheme + "://" + strings.ToLower(b.Host) }
+
+// New builds a pool from cfg. idleTimeout bounds pooled upstream connections.
+func New(cfg *config.Pool, idleTimeout time.Duration, opt Options) *Pool {
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
+	}
+	if opt.Rand == nil {
+		opt.Rand = balance.NewRand()
+	}
+	if opt.Clock == nil {
+		opt.Clock = health.RealClock()
+	}
+	p := &Pool{opt: opt, members: map[string]*Member{}, kick: make(chan struct{}, 1)}
+	p.checker = health.NewChecker(cfg.HealthCheck, (*reporter)(p), health.Options{Clock: opt.Clock, Logger: opt.Logger})
+	p.mu.Lock()
+	p.applyLocked(cfg, idleTimeout)
+	p.mu.Unlock()
+	return p
+}
+
+// Snapshot returns the current snapshot. It never returns nil.
+func (p *Pool) Snapshot() *Snapshot { return p.snap.Load() }
+
+// Start launches health checks and the pool's maintenance goroutine.
+func (p *Pool) Start(ctx context.Context) {
+	ctx, p.cancel = context.WithCancel(ctx)
+	p.done = make(chan struct{})
+	p.checker.Start(ctx)
+	go p.loop(ctx)
+}
+
+// Stop stops health checks and maintenance and closes idle upstream connections.
+func (p *Pool) Stop() {
+	if p.cancel != nil {
+		p.cancel()
+		<-p.done
+	}
+	p.checker.Stop()
+	p.mu.Lock()
+	for _, m := range p.order {
+		m.Conns.Close()
+	}
+	p.mu.Unlock()
+}
+
+// Update applies a new pool config (hot reload). Backends whose key is kept
+// keep their state and connections; removed ones are drained: they get no new
+// requests, in-flight ones finish, then their idle connections close.
+func (p *Pool) Update(cfg *config.Pool, idleTimeout time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.applyLocked(cfg, idleTimeout)
+}
+
+func (p *Pool) applyLocked(cfg *config.Pool, idleTimeout time.Duration) {
+	now := p.opt.Clock.Now()
+	old := p.members
+	p.members = make(map[string]*Member, len(cfg.Backends))
+	p.order = p.order[:0:0]
+	targets := make([]health.Target, 0, len(cfg.Backends))
+	for i, bc := range cfg.Backends {
+		key := Key(bc)
+		m, ok := old[key]
+		if ok && m.cfg.Scheme == bc.Scheme && p.idle == idleTimeout && p.cfg != nil &&
+			p.cfg.ConnectTimeout == cfg.ConnectTimeout {
+			delete(old, key)
+		} else {
+			if ok {
+				// Same backend, new connection settings: keep its state, renew its connections.
+				delete(old, key)
+				m.Conns.Close()
+				m = &Member{State: m.State, Metrics: m.Metrics, target: m.target}
+			} else {
+				m = &Member{State: backend.NewState(now)}
+				if p.opt.Metrics != nil {
+					m.Metrics = p.opt.Metrics.Backend(bc.Host)
+				}
+			}
+			var tlsCfg *tls.Config
+			if bc.Scheme == "https" {
+				host := bc.Host
+				if h, _, err := splitHost(host); err == nil {
+					host = h
+				}
+				tlsCfg = &tls.Config{ServerName: host}
+			}
+			m.Conns = upstream.New(upstream.Options{
+				Addr: bc.Host, TLS: tlsCfg, ConnectTimeout: cfg.ConnectTimeout, IdleTimeout: idleTimeout,
+			})
+		}
+		m.cfg = bc
+		m.Backend = &backend.Backend{
+			URL: bc.URL, Host: bc.Host, Key: key, KeyHash: balance.HashString(key),
+			Weight: bc.Weight, EffectiveWeight: bc.Weight, Index: i, State: m.State,
+		}
+		m.target = &health.Target{Key: key, Host: bc.Host, Scheme: bc.Scheme, State: m.State}
+		p.members[key] = m
+		p.order = append(p.order, m)
+		targets = append(targets, *m.target)
+	}
+	p.cfg = cfg
+	p.idle = idleTimeout
+	p.passive.Store(health.NewPassive(cfg.Passive, p.opt.Clock))
+	p.checker.Update(cfg.HealthCheck, targets)
+	p.rebuildLocked()
+	// Removed backends: drained. Idle connections close now; in-flight
+	// requests finish on their own connection, which is closed on return.
+	for key, m := range old {
+		m.Conns.Close()
+		if p.opt.Metrics != nil {
+			p.opt.Metrics.Forget(m.cfg.Host)
+		}
+		p.opt.Logger.Info("backend removed", "backend", key, "inflight", m.State.Inflight())
+	}
+}
+
+// rebuildLocked publishes a new snapshot from the members' current state.
+func (p *Pool) rebuildLocked() {
+	now := p.opt.Clock.Now()
+	cfg := p.cfg
+	members := make([]*Member, len(p.order))
+	usable := make([]*backend.Backend, 0, len(p.order))
+	all := make([]*backend.Backend, 0, len(p.order))
+	for i, m := range p.order {
+		b := *m.Backend
+		b.EffectiveWeight = slowStartWeight(b.Weight, cfg.SlowStart, now.Sub(m.State.UpSince()))
+		nb := &b
+		m.Backend = nb
+		members[i] = m
+		all = append(all, nb)
+		if m.State.Usable(now) {
+			usable = append(usable, nb)
+		}
+	}
+	build, ok := balance.Lookup(cfg.Strategy)
+	if !ok {
+		build, _ = balance.Lookup("round_robin")
+	}
+	snap := &Snapshot{Members: members, Usable: len(usable), Cfg: cfg, ByStickyID: make(map[uint64]int, len(members))}
+	for i, m := range members {
+		snap.ByStickyID[StickyID(m.Backend.Key)] = i
+	}
+	if cfg.Sticky != nil && cfg.Sticky.Type == "source_ip" {
+		ipb, _ := balance.Lookup("ip_hash")
+		snap.SourceIP = ipb(usable, p.opt.Rand)
+	}
+	switch {
+	case len(usable) > 0 && cfg.PanicThreshold > 0 && len(usable)*100 < cfg.PanicThreshold*len(all):
+		snap.Panic = true
+		snap.Picker = build(all, p.opt.Rand)
+	default:
+		snap.Picker = build(usable, p.opt.Rand)
+	}
+	prev := p.snap.Swap(snap)
+	if p.opt.Metrics != nil {
+		p.opt.Metrics.PanicMode(snap.Panic)
+	}
+	if prev != nil && prev.Panic != snap.Panic {
+		if snap.Panic {
+			p.opt.Logger.Warn("panic mode: too few healthy backends, spreading traffic over all",
+				"usable", len(usable), "total", len(all), "panic_threshold", cfg.PanicThreshold)
+		} else {
+			p.opt.Logger.Info("panic mode over", "usable", len(usable), "total", len(all))
+		}
+	}
+}
+
+// slowStartWeight ramps a weight linearly over the slow-start window.
+func slowStartWeight(w int, window, since time.Duration) int {
+	if window <= 0 || since >= window || since < 0 {
+		return w
+	}
+	// Scale by 10 so even weight 1 ramps in steps: the ramp is computed on
+	// weight*10 and floored at 1 so a new backend always gets some traffic.
+	e := int(int64(w) * int64(since) / int64(window))
+	if e < 1 {
+		e = 1
+	}
+	return e
+}
+
+// loop is the pool's maintenance goroutine: it rebuilds the snapshot when
+// kicked (ejections), during slow-start ramps and when ejections expire, and
+// reaps idle upstream connections.
+func (p *Pool) loop(ctx context.Context) {
+	defer close(p.done)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.kick:
+			p.mu.Lock()
+			p.rebuildLocked()
+			p.mu.Unlock()
+		case now := <-tick.C:
+			p.mu.Lock()
+			if p.rampingLocked(p.opt.Clock.Now()) {
+				p.rebuildLocked()
+			}
+			for _, m := range p.order {
+				m.Conns.Reap(now)
+			}
+			p.mu.Unlock()
+		}
+	}
+}
+
+func (p *Pool) rampingLocked(now time.Time) bool {
+	if p.cfg.SlowStart <= 0 {
+		return false
+	}
+	for _, m := range p.order {
+		since := now.Sub(m.State.UpSince())
+		if m.Backend.EffectiveWeight != m.Backend.Weight || (since >= 0 && since < p.cfg.SlowStart+time.Second) {
+			return true
+		}
+	}
+	return false
+}
+
+// Observe feeds one request outcome into passive health checks. It runs on
+// the request path: lock-free unless it ejects the backend.
+func (p *Pool) Observe(m *Member, failed bool) {
+	pas := p.passive.Load()
+	if pas == nil {
+		return
+	}
+	if pas.Observe(m.State, failed) {
+		until := m.State.EjectedUntil()
+		p.opt.Logger.Warn("backend ejected by passive checks", "backend", m.Backend.Key,
+			"until", until.Format(time.RFC3339), "consecutive_failures", m.State.ConsecutiveFailures().Load())
+		if m.Metrics != nil {
+			m.Metrics.Error(metrics.ErrEjected)
+		}
+		p.checker.ProbeAt(m.Backend.Key, until)
+		select {
+		case p.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Budget is the pool's retry budget.
+func (p *Pool) Budget() *RetryBudget { return &p.budget }
+
+// Status is one backend's state for the admin API.
+type Status struct {
+	URL       string    `json:"url"`
+	Weight    int       `json:"weight"`
+	Up        bool      `json:"up"`
+	Active    int64     `json:"active"`
+	Requests  uint64    `json:"requests"`
+	Failures  uint64    `json:"failures"`
+	Healthy   bool      `json:"healthy"`
+	Ejected   bool      `json:"ejected"`
+	LastCheck *Check    `json:"last_check,omitempty"`
+	EffWeight int       `json:"effective_weight"`
+	Since     time.Time `json:"-"`
+}
+
+// Check is the result of the last active health check.
+type Check struct {
+	OK   bool      `json:"ok"`
+	At   time.Time `json:"at"`
+	Info string    `json:"info"`
+}
+
+// Statuses lists every backend in configured order.
+func (p *Pool) Statuses() []Status {
+	snap := p.snap.Load()
+	now := p.opt.Clock.Now()
+	out := make([]Status, 0, len(snap.Members))
+	for _, m := range snap.Members {
+		st := Status{
+			URL: m.Backend.URL, Weight: m.Backend.Weight, EffWeight: m.Backend.EffectiveWeight,
+			Up: m.State.Usable(now), Active: m.State.Inflight(),
+			Requests: m.State.Requests(), Failures: m.State.Failures(),
+			Healthy: m.State.Healthy(), Ejected: m.State.Ejected(now),
+		}
+		if at, ok, msg := m.State.LastCheck(); !at.IsZero() {
+			st.LastCheck = &Check{OK: ok, At: at.UTC(), Info: msg}
+		}
+		out = append(out, st)
+	}
+	return out
+}
+
+// BackendSamples implements metrics.BackendSource.
+func (p *Pool) BackendSamples(dst []metrics.BackendSample) []metrics.BackendSample {
+	snap := p.snap.Load()
+	if snap == nil {
+		return dst
+	}
+	now := p.opt.Clock.Now()
+	for _, m := range snap.Members {
+		dst = append(dst, metrics.BackendSample{Backend: m.Backend.Host, Up: m.State.Usable(now), Active: m.State.Inflight()})
+	}
+	return dst
+}
+
+// reporter receives health-check events.
+type reporter Pool
+
+func (r *reporter) CheckDone(t *health.Target, ok bool, err error) {
+	p := (*Pool)(r)
+	if ok || p.opt.Metrics == nil {
+		return
+	}
+	if snap := p.snap.Load(); snap != nil {
+		for _, m := range snap.Members {
+			if m.Backend.Key == t.Key && m.Metrics != nil {
+				m.Metrics.Error(metrics.ErrHealthCheck)
+				return
+			}
+		}
+	}
+	p.opt.Metrics.Backend(t.Host).Error(metrics.ErrHealthCheck)
+}
+
+func (r *reporter) Transition(t *health.Target, up bool, reason string) {
+	p := (*Pool)(r)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if up {
+		t.State.MarkUpSince(p.opt.Clock.Now())
+	}
+	p.rebuildLocked()
+}
+
+func splitHost(hostport string) (string, string, error) {
+	u, err := url.Parse("//" + hostport)
+	if err != nil {
+		return "", "", err
+	}
+	return u.Hostname(), u.Port(), nil
+}

@@ -1,0 +1,225 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"fulcrum/internal/balance"
+	"fulcrum/internal/h1"
+)
+
+const (
+	stateIdle int32 = iota
+	stateActive
+	stateClosed
+)
+
+// clientConn is one client connection. Its goroutine owns every field except
+// state, which Shutdown flips from idle to closed.
+type clientConn struct {
+	srv   *Server
+	nc    net.Conn
+	raw   syscall.RawConn
+	peer  netip.AddrPort
+	state atomic.Int32
+
+	tc     h1.TimedConn
+	br     h1.Reader
+	bufp   *[]byte
+	req    h1.Request
+	resp   h1.Response
+	breq   balance.Request
+	out    []byte // outbound head buffer, reused
+	body   []byte // replay buffer for request bodies, reused
+	chunk  h1.ChunkedCopier
+	woke   bool
+	peekFn func(uintptr) bool
+	peekB  [1]byte
+	keyBuf    []byte
+	cookieBuf []byte
+	appCookie []byte
+	scratch   [32]byte
+	// served counts requests on this connection.
+	served int
+}
+
+func (c *clientConn) init() {
+	c.state.Store(stateIdle)
+	if tc, ok := c.nc.(*net.TCPConn); ok {
+		tc.SetNoDelay(true)
+		c.raw, _ = tc.SyscallConn()
+	}
+	c.peekFn = c.peek
+	c.tc.Conn = c.nc
+	c.br.Conn = &c.tc
+	c.req.Headers = make([]h1.Header, 0, 16)
+	c.resp.Headers = make([]h1.Header, 0, 16)
+}
+
+// peek is the RawConn.Read callback used to wait for a request without
+// holding a read buffer: it reports ready when data (or EOF/error) is there.
+func (c *clientConn) peek(fd uintptr) bool {
+	if c.woke {
+		return true
+	}
+	if peekReady(fd, c.peekB[:]) {
+		return true
+	}
+	c.woke = true
+	return false
+}
+
+// waitReadable blocks until the client sends something, the deadline passes
+// or the connection is closed.
+func (c *clientConn) waitReadable() error {
+	if c.raw == nil {
+		return nil
+	}
+	c.woke = false
+	return c.raw.Read(c.peekFn)
+}
+
+func (c *clientConn) getBuf() {
+	if c.br.Buf == nil {
+		c.bufp = c.srv.bufs.Get().(*[]byte)
+		c.br.Buf = *c.bufp
+	}
+}
+
+// putBuf returns the read buffer to the pool while the connection idles.
+func (c *clientConn) putBuf() {
+	if c.br.Buf == nil || c.br.R != c.br.W {
+		return
+	}
+	if len(c.br.Buf) == readBufSize && c.bufp != nil {
+		*c.bufp = c.br.Buf
+		c.srv.bufs.Put(c.bufp)
+	}
+	c.br.Buf, c.bufp = nil, nil
+	c.br.R, c.br.W = 0, 0
+}
+
+func (c *clientConn) close() {
+	c.state.Store(stateClosed)
+	c.nc.Close()
+	c.putBuf()
+	c.srv.removeConn(c)
+}
+
+func (c *clientConn) serve() {
+	defer func() {
+		if v := recover(); v != nil {
+			c.srv.recovered(c, v)
+			if c.state.Load() == stateActive && c.served >= 0 {
+				c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+				c.nc.Write(internalErrorResponse)
+			}
+		}
+		c.close()
+	}()
+	for {
+		set := c.srv.settings.Load()
+		if c.br.R == c.br.W {
+			// Idle between requests: hold no buffer.
+			c.putBuf()
+			if c.srv.shutting.Load() {
+				return
+			}
+			if set.Limits.IdleTimeout > 0 {
+				c.tc.SetReadDeadline(time.Now().Add(set.Limits.IdleTimeout))
+			}
+			if err := c.waitReadable(); err != nil {
+				return
+			}
+		}
+		if !c.state.CompareAndSwap(stateIdle, stateActive) {
+			return
+		}
+		c.getBuf()
+		if set.Limits.ReadHeaderTimeout > 0 {
+			c.tc.SetReadDeadline(time.Now().Add(set.Limits.ReadHeaderTimeout))
+		}
+		if err := c.readHead(set); err != nil {
+			var he *h1.Error
+			if errors.As(err, &he) {
+				c.refuse(he)
+			}
+			return
+		}
+		c.served++
+		keep := c.handle(set)
+		if !keep || !c.state.CompareAndSwap(stateActive, stateIdle) {
+			return
+		}
+	}
+}
+
+// readHead reads until a whole request head is buffered and parsed.
+func (c *clientConn) readHead(set *Settings) error {
+	max := set.Limits.MaxHeaderBytes
+	if max <= 0 {
+		max = 64 << 10
+	}
+	for {
+		if c.br.W > c.br.R {
+			err := h1.ParseRequest(c.br.Buf[c.br.R:c.br.W], max, &c.req)
+			if err == nil {
+				return nil
+			}
+			if err != h1.ErrNeedMore {
+				return err
+			}
+		}
+		if c.br.R > 0 && c.br.W == len(c.br.Buf) {
+			copy(c.br.Buf, c.br.Buf[c.br.R:c.br.W])
+			c.br.W -= c.br.R
+			c.br.R = 0
+		}
+		if _, err := c.br.Fill(max); err != nil {
+			if err == h1.ErrBufferFull {
+				return h1.ErrHeadTooLarge
+			}
+			if c.br.W > c.br.R && !isClosedErr(err) {
+				// A partial head that timed out or was cut: answer 408/400 if we can.
+				if isTimeout(err) {
+					return errRequestTimeout
+				}
+			}
+			return err
+		}
+	}
+}
+
+var errRequestTimeout = &h1.Error{Status: 408, Msg: "request timeout"}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded)
+}
+
+func isClosedErr(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET)
+}
+
+var internalErrorResponse = []byte("HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 22\r\nConnection: close\r\n\r\ninternal server error\n")
+
+// refuse answers a request that failed to parse and closes the connection.
+func (c *clientConn) refuse(e *h1.Error) {
+	reason := "bad_request"
+	switch e.Status {
+	case 431:
+		reason = "header_too_large"
+	case 408:
+		reason = "timeout"
+	}
+	if c.srv.metrics != nil {
+		c.srv.metrics.Rejected(reason)
+	}
+	c.writeError(e.Status, e.Msg, false)
+}

@@ -1,0 +1,566 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"fulcrum/internal/backend"
+	"fulcrum/internal/balance"
+	"fulcrum/internal/config"
+	"fulcrum/internal/h1"
+	"fulcrum/internal/metrics"
+	"fulcrum/internal/pool"
+	"fulcrum/internal/upstream"
+)
+
+// failure classes of one attempt.
+type failKind uint8
+
+const (
+	failNone     failKind = iota
+	failConnect           // never reached the backend
+	failTimeout           // no response head within response_header_timeout
+	failReset             // connection reset/closed before any response byte
+	failBadResp           // malformed response head
+	failClient            // the client went away or sent a bad body
+	failTooLarge          // request body over max_body_bytes
+)
+
+// reqInfo holds what the request path still needs after the head's buffer
+// has been released.
+type reqInfo struct {
+	method     string
+	minor      int
+	keepAlive  bool
+	isHead     bool
+	idempotent bool
+	upgrade    bool
+	chunked    bool
+	cl         int64
+	expect     bool
+	path       string // only with access_log
+	host       string // only with access_log
+	stickyIdx  int // member index pinned by session persistence, -1 if none
+	stickyRes  stickyResult
+	appCookie  []byte // app_cookie value seen in the request (aliases c.appCookie)
+}
+
+func (c *clientConn) handle(set *Settings) (keep bool) {
+	start := time.Now()
+	req := &c.req
+	p := c.srv.pool.Load()
+	snap := p.Snapshot()
+	cfg := snap.Cfg
+	clientIP := c.clientIP(set)
+
+	ri := reqInfo{
+		method: methodName(req.Method), minor: req.Minor, keepAlive: req.KeepAlive,
+		upgrade: req.Upgrade, chunked: req.Chunked, cl: req.ContentLength, expect: req.ExpectContinue,
+		stickyIdx: -1,
+	}
+	ri.isHead = ri.method == "HEAD"
+	ri.idempotent = ri.method == "GET" || ri.method == "HEAD" || ri.method == "OPTIONS" ||
+		h1.Get(req.Headers, "Idempotency-Key") != nil
+	if set.AccessLog {
+		ri.path = string(req.Target)
+		ri.host = string(req.Host)
+	}
+
+	// Rate limiting happens before anything else touches a backend.
+	if lim := c.srv.limiter.Load(); lim != nil {
+		if ok, retry := lim.allow(c.rateKey(lim, clientIP), start); !ok {
+			c.srv.countRejected("rate_limited")
+			c.br.Discard(req.HeadLen)
+			return c.writeRateLimited(retry, ri)
+		}
+	}
+	if max := set.Limits.MaxBodyBytes; max > 0 && req.ContentLength > max {
+		c.srv.countRejected("body_too_large")
+		c.writeError(413, "request body too large", false)
+		return false
+	}
+
+	c.breq = balance.Request{}
+	switch cfg.Strategy {
+	case "ip_hash":
+		c.breq.Hash, c.breq.HasHash = hashAddr(clientIP), true
+	case "consistent_hash":
+		if key, ok := hashKeyValue(req, cfg.HashKey); ok {
+			c.breq.Hash, c.breq.HasHash = balance.Hash64(key), true
+		}
+	}
+	if st := c.srv.sticky.Load(); st != nil {
+		ri.stickyIdx, ri.stickyRes = st.lookup(c, snap, clientIP)
+		if st.cfg.Type == "app_cookie" {
+			if v := CookieValue(req.Headers, st.cfg.CookieName); len(v) > 0 {
+				c.appCookie = append(c.appCookie[:0], v...)
+				ri.appCookie = c.appCookie
+			}
+		}
+	}
+
+	// Build the outbound head while the request head is still in the buffer.
+	c.out = c.appendRequestHead(c.out[:0], set, clientIP)
+	c.br.Discard(req.HeadLen)
+
+	// Buffer a small body so that the request can be replayed on another backend.
+	replayable := ri.cl <= 0 && !ri.chunked
+	var bodyLen int64 = -1
+	if ri.cl > 0 && ri.cl <= cfg.RetryBuffer {
+		if ri.expect && ri.minor == 1 {
+			c.tc.Write(continueResponse)
+		}
+		c.tc.ReadTimeout = set.Limits.ReadTimeout
+		c.body = c.body[:0]
+		if _, err := h1.CopyLength((*appendWriter)(&c.body), &c.br, ri.cl); err != nil {
+			c.srv.finish(c, nil, ri, 0, start, nil)
+			return false
+		}
+		replayable = true
+		bodyLen = ri.cl
+	}
+
+	var (
+		lastKind failKind
+		lastErr  error
+		lastMem  *pool.Member
+		tried    *backend.Backend
+		attempt  int
+		status   int
+	)
+	budget := p.Budget()
+	budget.Request(start)
+	bodyStarted := false
+	for {
+		c.breq.Exclude = tried
+		var b *backend.Backend
+		var err error
+		if ri.stickyIdx >= 0 && attempt == 0 {
+			b = snap.Members[ri.stickyIdx].Backend
+		} else {
+			b, err = snap.Picker.Pick(&c.breq)
+		}
+		if err != nil {
+			if lastKind == failNone {
+				// Keep the connection only if no unread body is left behind.
+				keep := ri.keepAlive && (bodyLen >= 0 || (!ri.chunked && ri.cl <= 0))
+				c.writeError(503, "no backend available", keep)
+				c.srv.logError("no backend available", "pool_usable", snap.Usable)
+				c.srv.finish(c, nil, ri, 503, start, nil)
+				return keep
+			}
+			break
+		}
+		mem := snap.Member(b)
+		lastMem = mem
+		if attempt > 0 && c.srv.metrics != nil {
+			c.srv.metrics.RetryAttempt()
+		}
+		kind, err, st, keepClient := c.attempt(set, cfg, p, snap, mem, &ri, bodyLen, &bodyStarted, start)
+		if kind == failNone || kind == failClient || kind == failTooLarge {
+			status = st
+			c.srv.finish(c, mem, ri, st, start, err)
+			return keepClient
+		}
+		lastKind, lastErr = kind, err
+		if !c.canRetry(kind, ri, replayable, bodyStarted, attempt, cfg) {
+			break
+		}
+		if !budget.TryRetry(time.Now()) {
+			if c.srv.metrics != nil {
+				c.srv.metrics.RetryBudgetExhausted()
+			}
+			break
+		}
+		tried = b
+		attempt++
+	}
+	switch lastKind {
+	case failTimeout:
+		status = 504
+		c.writeError(504, "gateway timeout", false)
+	default:
+		status = 502
+		c.writeError(502, "bad gateway", false)
+	}
+	c.srv.finish(c, lastMem, ri, status, start, lastErr)
+	return false
+}
+
+// canRetry decides whether a failed attempt may be repeated on another
+// backend: only before any response byte arrived, only with a replayable body,
+// and for non-idempotent requests only if the request never reached a backend.
+func (c *clientConn) canRetry(kind failKind, ri reqInfo, replayable, bodyStarted bool, attempt int, cfg *config.Pool) bool {
+	if attempt >= cfg.Retries || ri.upgrade {
+		return false
+	}
+	switch kind {
+	case failConnect:
+		return replayable || !bodyStarted
+	case failTimeout, failReset:
+		return replayable && ri.idempotent
+	}
+	return false
+}
+
+var continueResponse = []byte("HTTP/1.1 100 Continue\r\n\r\n")
+
+// attempt sends the request to one backend and, if a response head arrives,
+// relays the whole response. It returns failNone once the response has been
+// relayed (even partially: then keepClient is false).
+func (c *clientConn) attempt(set *Settings, cfg *config.Pool, p *pool.Pool, snap *pool.Snapshot,
+	mem *pool.Member, ri *reqInfo, bodyLen int64, bodyStarted *bool, start time.Time) (kind failKind, err error, status int, keepClient bool) {
+	st := mem.State
+	st.Acquire()
+	released := false
+	release := func(failed bool) {
+		if !released {
+			released = true
+			st.Release(failed)
+		}
+	}
+	defer release(true)
+
+	uc, err := mem.Conns.Get(context.Background())
+	if err != nil {
+		p.Observe(mem, true)
+		c.backendError(mem, metrics.ErrConnect, err)
+		return failConnect, err, 0, false
+	}
+	t0 := time.Now()
+	uc.T.WriteTimeout = cfg.ResponseHeaderTimeout
+
+	// Framing towards the backend: always re-framed by fulcrum.
+	out := c.out
+	switch {
+	case bodyLen >= 0:
+		out = appendContentLength(out, bodyLen)
+		out = append(out, '\r', '\n')
+		out = append(out, c.body...)
+	case ri.chunked:
+		out = append(out, "Transfer-Encoding: chunked\r\n\r\n"...)
+	case ri.cl > 0:
+		out = appendContentLength(out, ri.cl)
+		out = append(out, '\r', '\n')
+	default:
+		out = append(out, '\r', '\n')
+	}
+	if _, err := uc.T.Write(out); err != nil {
+		mem.Conns.Discard(uc)
+		p.Observe(mem, true)
+		c.backendError(mem, metrics.ErrTransport, err)
+		return failReset, err, 0, false
+	}
+	c.out = out[:0]
+	// Stream a body that was not buffered.
+	if bodyLen < 0 && (ri.chunked || ri.cl > 0) {
+		*bodyStarted = true
+		if ri.expect && ri.minor == 1 {
+			c.tc.Write(continueResponse)
+		}
+		c.tc.ReadTimeout = set.Limits.ReadTimeout
+		var berr error
+		if ri.chunked {
+			c.chunk = h1.ChunkedCopier{Reencode: true, Limit: set.Limits.MaxBodyBytes, MaxLine: 4096}
+			_, berr = c.chunk.Copy(&uc.T, &c.br)
+		} else {
+			_, berr = h1.CopyLength(&uc.T, &c.br, ri.cl)
+		}
+		if berr != nil {
+			var be *h1.BodyError
+			if errors.As(berr, &be) && !be.Write {
+				// The client failed: bad chunk framing, too large, or gone.
+				mem.Conns.Discard(uc)
+				release(false)
+				if errors.Is(berr, h1.ErrBodyTooLarge) {
+					c.srv.countRejected("body_too_large")
+					c.writeError(413, "request body too large", false)
+					return failTooLarge, berr, 413, false
+				}
+				if errors.Is(berr, h1.ErrBadChunk) {
+					c.srv.countRejected("bad_request")
+					c.writeError(400, "malformed chunked body", false)
+					return failClient, berr, 400, false
+				}
+				return failClient, berr, 499, false
+			}
+			// The backend stopped reading; it may still have answered (e.g. 413).
+			uc.Broken = true
+		}
+	}
+
+	// Response head, skipping (and relaying) interim 1xx responses.
+	uc.T.SetReadDeadline(time.Now().Add(cfg.ResponseHeaderTimeout))
+	resp := &c.resp
+	for {
+		if err := readResponseHead(uc, resp); err != nil {
+			mem.Conns.Discard(uc)
+			if isTimeout(err) {
+				p.Observe(mem, true)
+				c.backendError(mem, metrics.ErrTimeout, err)
+				return failTimeout, err, 0, false
+			}
+			if errors.Is(err, h1.ErrBadStatusLine) || errors.Is(err, h1.ErrBadRespHeader) ||
+				errors.Is(err, h1.ErrBadRespLength) || errors.Is(err, h1.ErrRespTooLarge) {
+				p.Observe(mem, true)
+				c.backendError(mem, metrics.ErrTransport, err)
+				return failBadResp, err, 0, false
+			}
+			p.Observe(mem, true)
+			c.backendError(mem, metrics.ErrTransport, err)
+			return failReset, err, 0, false
+		}
+		if resp.Status == 101 && ri.upgrade {
+			break
+		}
+		if resp.Status >= 100 && resp.Status < 200 {
+			// Relay 1xx (e.g. 103 Early Hints) to HTTP/1.1 clients; drop 100 (already handled).
+			if resp.Status != 100 && ri.minor == 1 {
+				c.out = appendResponseHead(c.out[:0], resp, -2, false, nil)
+				c.tc.Write(c.out)
+			}
+			uc.R.Discard(resp.HeadLen)
+			continue
+		}
+		break
+	}
+	ttfb := time.Since(t0)
+	if mem.Metrics != nil {
+		mem.Metrics.ObserveResponse(ttfb)
+	}
+	st.ObserveLatency(ttfb, time.Now())
+	status = resp.Status
+	failed := resp.Status >= 500 && cfg.Passive.Consider5xx
+	if resp.Status >= 500 && mem.Metrics != nil {
+		mem.Metrics.Error(metrics.ErrHTTP5xx)
+	}
+	p.Observe(mem, failed)
+	release(failed)
+
+	if resp.Status == 101 {
+		c.tunnel(uc, resp, set)
+		return failNone, nil, 101, false
+	}
+	keepClient = c.relayResponse(set, snap, mem, uc, resp, ri)
+	return failNone, nil, status, keepClient
+}
+
+func readResponseHead(uc *upstream.Conn, resp *h1.Response) error {
+	for {
+		if uc.R.W > uc.R.R {
+			err := h1.ParseResponse(uc.R.Buf[uc.R.R:uc.R.W], upstream.BufSize, resp)
+			if err == nil {
+				return nil
+			}
+			if err != h1.ErrNeedMore {
+				return err
+			}
+		}
+		if _, err := uc.R.Fill(upstream.BufSize); err != nil {
+			if err == h1.ErrBufferFull {
+				return h1.ErrRespTooLarge
+			}
+			if err == io.EOF {
+				return io.ErrUnexpectedEOF
+			}
+			return err
+		}
+	}
+}
+
+// relayResponse writes the response head and body to the client and returns
+// whether the client connection may be kept.
+func (c *clientConn) relayResponse(set *Settings, snap *pool.Snapshot, mem *pool.Member, uc *upstream.Conn, resp *h1.Response, ri *reqInfo) bool {
+	keep := ri.keepAlive && !c.srv.shutting.Load()
+	noBody := ri.isHead || h1.BodylessStatus(resp.Status)
+	// framing: -1 chunked to client, -3 close-delimited, >= 0 content length, -2 none.
+	var frame int64
+	switch {
+	case noBody:
+		frame = -2
+	case resp.Chunked || resp.ContentLength < 0:
+		if ri.minor == 1 {
+			frame = -1
+		} else {
+			frame = -3
+			keep = false
+		}
+	default:
+		frame = resp.ContentLength
+	}
+	var cookie []byte
+	if st := c.srv.sticky.Load(); st != nil && ri.stickyRes != stickyNone {
+		used := mem.Backend.Index
+		res := ri.stickyRes
+		if res == stickyHit && used != ri.stickyIdx {
+			res = stickyRepinned
+		}
+		cookie = st.setCookie(c.cookieBuf[:0], res, used, ri.stickyIdx, snap, resp, ri.appCookie)
+		c.cookieBuf = cookie[:0]
+		if c.srv.metrics != nil {
+			c.srv.metrics.Sticky(stickyLabels[res])
+		}
+	}
+	c.out = appendResponseHead(c.out[:0], resp, frame, !keep, cookie)
+	uc.R.Discard(resp.HeadLen)
+	c.tc.WriteTimeout = set.Limits.WriteTimeout
+	uc.T.ReadTimeout = snap.Cfg.ResponseHeaderTimeout
+
+	var err error
+	upKeep := !resp.Close
+	switch {
+	case frame == -2:
+		if ri.isHead || resp.Status == 204 || resp.Status == 304 {
+			// No body follows, whatever the headers say.
+		}
+		_, err = c.tc.Write(c.out)
+	case frame >= 0:
+		// Coalesce head and a small, fully buffered body into one write.
+		if buf := uc.R.Buffered(); int64(len(buf)) >= frame && frame <= 32<<10 {
+			c.out = append(c.out, buf[:frame]...)
+			uc.R.Discard(int(frame))
+			_, err = c.tc.Write(c.out)
+		} else if _, err = c.tc.Write(c.out); err == nil {
+			_, err = h1.CopyLength(&c.tc, &uc.R, frame)
+		}
+	case frame == -1:
+		if _, err = c.tc.Write(c.out); err == nil {
+			if resp.Chunked {
+				c.chunk = h1.ChunkedCopier{Reencode: true, MaxLine: 4096}
+				_, err = c.chunk.Copy(&c.tc, &uc.R)
+			} else {
+				_, err = h1.CopyUntilEOF(&c.tc, &uc.R, true, c.scratch[:])
+				upKeep = false
+			}
+		}
+	case frame == -3:
+		if _, err = c.tc.Write(c.out); err == nil {
+			if resp.Chunked {
+				c.chunk = h1.ChunkedCopier{Reencode: false, MaxLine: 4096}
+				_, err = c.chunk.Copy(&c.tc, &uc.R)
+			} else {
+				_, err = h1.CopyUntilEOF(&c.tc, &uc.R, false, c.scratch[:])
+				upKeep = false
+			}
+		}
+	}
+	c.out = c.out[:0]
+	if err != nil {
+		var be *h1.BodyError
+		if errors.As(err, &be) && !be.Write {
+			// The backend broke mid-body: the client's response is cut short.
+			c.backendError(mem, metrics.ErrTransport, err)
+		}
+		mem.Conns.Discard(uc)
+		return false
+	}
+	if upKeep {
+		mem.Conns.Put(uc)
+	} else {
+		mem.Conns.Discard(uc)
+	}
+	return keep
+}
+
+// tunnel relays an upgraded connection (WebSocket) in both directions until
+// either side closes.
+func (c *clientConn) tunnel(uc *upstream.Conn, resp *h1.Response, set *Settings) {
+	c.out = appendResponseHead(c.out[:0], resp, -2, false, nil)
+	uc.R.Discard(resp.HeadLen)
+	c.tc.SetReadDeadline(time.Time{})
+	c.tc.SetWriteDeadline(time.Time{})
+	uc.T.SetReadDeadline(time.Time{})
+	uc.T.SetWriteDeadline(time.Time{})
+	if _, err := c.tc.Write(c.out); err != nil {
+		uc.Close()
+		return
+	}
+	if b := uc.R.Buffered(); len(b) > 0 {
+		c.tc.Write(b)
+		uc.R.Discard(len(b))
+	}
+	done := make(chan struct{}, 2)
+	go func() {
+		if b := c.br.Buffered(); len(b) > 0 {
+			uc.T.Write(b)
+			c.br.Discard(len(b))
+		}
+		io.Copy(uc.T.Conn, c.nc)
+		closeWrite(uc.T.Conn)
+		done <- struct{}{}
+	}()
+	io.Copy(c.nc, uc.T.Conn)
+	closeWrite(c.nc)
+	// Give the other direction a moment to finish, then tear down both.
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+	}
+	uc.Close()
+	c.nc.Close()
+	<-done
+}
+
+type closeWriter interface{ CloseWrite() error }
+
+func closeWrite(c any) {
+	if cw, ok := c.(closeWriter); ok {
+		cw.CloseWrite()
+	}
+}
+
+func (c *clientConn) backendError(mem *pool.Member, t metrics.ErrorType, err error) {
+	if mem.Metrics != nil {
+		mem.Metrics.Error(t)
+	}
+	c.srv.logError("backend request failed", "backend", mem.Backend.Host, "cause", err.Error())
+}
+
+// finish records metrics and the access log line for one request.
+func (s *Server) finish(c *clientConn, mem *pool.Member, ri reqInfo, status int, start time.Time, err error) {
+	d := time.Since(start)
+	if s.metrics != nil && status > 0 {
+		var mb *metrics.Backend
+		if mem != nil && mem.Metrics != nil {
+			mb = mem.Metrics
+		} else {
+			mb = s.metrics.NoBackend()
+		}
+		mb.ObserveRequest(ri.method, status, d)
+	}
+	if s.settings.Load().AccessLog {
+		be := ""
+		if mem != nil {
+			be = mem.Backend.Host
+		}
+		s.log.Info("access", "client", c.peer.Addr().String(), "method", ri.method, "host", ri.host,
+			"path", ri.path, "status", status, "duration_ms", float64(d.Microseconds())/1000, "backend", be)
+	}
+}
+
+func (s *Server) countRejected(reason string) {
+	if s.metrics != nil {
+		s.metrics.Rejected(reason)
+	}
+}
+
+// appendWriter appends to a byte slice.
+type appendWriter []byte
+
+func (w *appendWriter) Write(b []byte) (int, error) { *w = append(*w, b...); return len(b), nil }
+
+func appendContentLength(b []byte, n int64) []byte {
+	b = append(b, "Content-Length: "...)
+	b = strconv.AppendInt(b, n, 10)
+	return append(b, '\r', '\n')
+}
+
+// hashAddr hashes a client address for ip_hash and source_ip stickiness.
+func hashAddr(a netip.Addr) uint64 {
+	b := a.As16()
+	return balance.Hash64(b[:])
+}

@@ -1,0 +1,279 @@
+// Package proxy is fulcrum's HTTP/1.1 data path: it accepts client
+// connections, parses requests strictly (internal/h1), picks a backend from
+// the pool's current snapshot, forwards over pooled upstream connections with
+// retries, and streams the response back.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/netip"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"fulcrum/internal/config"
+	"fulcrum/internal/h1"
+	"fulcrum/internal/metrics"
+	"fulcrum/internal/pool"
+)
+
+// Settings are the listener-level settings; they can change on reload.
+type Settings struct {
+	Limits         config.Limits
+	TrustedProxies []netip.Prefix
+	AccessLog      bool
+	RateLimit      *config.RateLimit
+}
+
+// Server serves one listener. Create with New; Serve until Shutdown.
+type Server struct {
+	log     *slog.Logger
+	metrics *metrics.Metrics
+
+	settings atomic.Pointer[Settings]
+	pool     atomic.Pointer[pool.Pool]
+	limiter  atomic.Pointer[rateLimiter]
+	sticky   atomic.Pointer[sticky]
+
+	mu       sync.Mutex
+	conns    map[*clientConn]struct{}
+	perIP    map[netip.Addr]int
+	ln       net.Listener
+	shutting atomic.Bool
+	active   sync.WaitGroup
+	nconns   atomic.Int64
+
+	errLog logLimiter
+	bufs   sync.Pool
+}
+
+// Options configure a Server.
+type Options struct {
+	Logger  *slog.Logger
+	Metrics *metrics.Metrics
+}
+
+// New returns a server for p with settings s.
+func New(s *Settings, p *pool.Pool, opt Options) *Server {
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
+	}
+	srv := &Server{log: opt.Logger, metrics: opt.Metrics, conns: map[*clientConn]struct{}{}, perIP: map[netip.Addr]int{}}
+	srv.Update(s, p)
+	srv.bufs.New = func() any { b := make([]byte, readBufSize); return &b }
+	return srv
+}
+
+// Update swaps settings and pool for the next requests (hot reload).
+func (s *Server) Update(set *Settings, p *pool.Pool) {
+	s.settings.Store(set)
+	s.pool.Store(p)
+	s.sticky.Store(newSticky(p.Snapshot().Cfg.Sticky, s.sticky.Load()))
+	if set.RateLimit != nil {
+		old := s.limiter.Load()
+		if old == nil || !old.sameConfig(set.RateLimit) {
+			s.limiter.Store(newRateLimiter(set.RateLimit))
+		}
+	} else {
+		s.limiter.Store(nil)
+	}
+}
+
+// Pool returns the current pool.
+func (s *Server) Pool() *pool.Pool { return s.pool.Load() }
+
+const readBufSize = 4096
+
+// Serve accepts connections on ln until Shutdown. It returns nil after Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	s.ln = ln
+	s.mu.Unlock()
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.shutting.Load() {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
+				// EMFILE and friends: back off instead of spinning.
+				if backoff == 0 {
+					backoff = 5 * time.Millisecond
+				} else if backoff < time.Second {
+					backoff *= 2
+				}
+				s.log.Warn("accept failed; backing off", "err", err, "backoff", backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		c := s.newConn(nc)
+		if c == nil {
+			continue
+		}
+		go c.serve()
+	}
+}
+
+func isTemporary(err error) bool {
+	type temp interface{ Temporary() bool }
+	var t temp
+	return errors.As(err, &t) && t.Temporary()
+}
+
+func (s *Server) newConn(nc net.Conn) *clientConn {
+	set := s.settings.Load()
+	var peer netip.AddrPort
+	if ta, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
+		peer = ta.AddrPort()
+		peer = netip.AddrPortFrom(peer.Addr().Unmap(), peer.Port())
+	}
+	lim := set.Limits
+	s.mu.Lock()
+	if s.shutting.Load() {
+		s.mu.Unlock()
+		nc.Close()
+		return nil
+	}
+	if lim.MaxConns > 0 && len(s.conns) >= lim.MaxConns {
+		s.mu.Unlock()
+		s.reject(nc, "conn_limit")
+		return nil
+	}
+	if lim.MaxConnsPerIP > 0 && s.perIP[peer.Addr()] >= lim.MaxConnsPerIP {
+		s.mu.Unlock()
+		s.reject(nc, "conn_limit_ip")
+		return nil
+	}
+	c := &clientConn{srv: s, nc: nc, peer: peer}
+	s.conns[c] = struct{}{}
+	s.perIP[peer.Addr()]++
+	s.active.Add(1)
+	s.mu.Unlock()
+	s.nconns.Add(1)
+	c.init()
+	return c
+}
+
+// reject answers a connection over a limit with 503 and closes it.
+func (s *Server) reject(nc net.Conn, reason string) {
+	if s.metrics != nil {
+		s.metrics.Rejected(reason)
+	}
+	nc.SetWriteDeadline(time.Now().Add(time.Second))
+	nc.Write(connLimitResponse)
+	if tc, ok := nc.(*net.TCPConn); ok {
+		tc.SetLinger(0)
+	}
+	nc.Close()
+}
+
+var connLimitResponse = []byte("HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 20\r\nRetry-After: 1\r\nConnection: close\r\n\r\ntoo many connections\n")
+
+func (s *Server) removeConn(c *clientConn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	if n := s.perIP[c.peer.Addr()]; n <= 1 {
+		delete(s.perIP, c.peer.Addr())
+	} else {
+		s.perIP[c.peer.Addr()] = n - 1
+	}
+	s.mu.Unlock()
+	s.nconns.Add(-1)
+	s.active.Done()
+}
+
+// Conns is the number of open client connections.
+func (s *Server) Conns() int64 { return s.nconns.Load() }
+
+// Shutdown stops accepting, closes idle connections at once, lets requests in
+// flight finish (their connections close after the response), and returns when
+// all connections are gone or ctx ends; then it closes what is left.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.shutting.Store(true)
+	s.mu.Lock()
+	if s.ln != nil {
+		s.ln.Close()
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.active.Wait(); close(done) }()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		s.closeIdle()
+		select {
+		case <-done:
+			return nil
+		case <-ctx.Done():
+			s.mu.Lock()
+			for c := range s.conns {
+				c.nc.Close()
+			}
+			s.mu.Unlock()
+			<-done
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+func (s *Server) closeIdle() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		if c.state.CompareAndSwap(stateIdle, stateClosed) {
+			c.nc.Close()
+		}
+	}
+}
+
+// logLimiter bounds error log lines to about 20 per second so that an outage
+// at full traffic does not turn into a logging storm.
+type logLimiter struct {
+	sec        atomic.Int64
+	n          atomic.Int64
+	suppressed atomic.Int64
+}
+
+func (l *logLimiter) allow(now time.Time) (ok bool, suppressed int64) {
+	sec := now.Unix()
+	if l.sec.Load() != sec {
+		l.sec.Store(sec)
+		l.n.Store(0)
+		suppressed = l.suppressed.Swap(0)
+	}
+	if l.n.Add(1) > 20 {
+		l.suppressed.Add(1)
+		return false, 0
+	}
+	return true, suppressed
+}
+
+func (s *Server) logError(msg string, args ...any) {
+	ok, sup := s.errLog.allow(time.Now())
+	if !ok {
+		return
+	}
+	if sup > 0 {
+		args = append(args, "suppressed_since_last", sup)
+	}
+	s.log.Warn(msg, args...)
+}
+
+func (s *Server) recovered(c *clientConn, v any) {
+	if s.metrics != nil {
+		s.metrics.Panic()
+	}
+	s.log.Error("panic serving request", "client", c.peer.String(), "panic", v, "stack", string(debug.Stack()))
+}
+
+var _ = h1.MaxHeaders
