@@ -100,6 +100,27 @@ func (s *State) Acquire() {
 	s.notify()
 }
 
+// TryAcquire counts a request starting on this backend unless max requests
+// are already in flight (max <= 0 means no limit). It reports whether the
+// request may go ahead; the check and the increment are one atomic step.
+func (s *State) TryAcquire(max int64) bool {
+	if max <= 0 {
+		s.Acquire()
+		return true
+	}
+	for {
+		n := s.inflight.Load()
+		if n >= max {
+			return false
+		}
+		if s.inflight.CompareAndSwap(n, n+1) {
+			s.requests.Add(1)
+			s.notify()
+			return true
+		}
+	}
+}
+
 // Release counts a request ending on this backend. failed says whether it
 // counted as a failure (transport error, timeout, or a 5xx considered a failure).
 func (s *State) Release(failed bool) {

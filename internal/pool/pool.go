@@ -83,6 +83,11 @@ type Pool struct {
 
 	budget RetryBudget
 
+	// Queue for max_connections: waiters count, a channel closed (and
+	// replaced) whenever a request ends while someone waits.
+	waiters atomic.Int32
+	freed   atomic.Pointer[chan struct{}]
+
 	kick   chan struct{}
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -103,6 +108,8 @@ func New(cfg *config.Pool, idleTimeout time.Duration, opt Options) *Pool {
 		opt.Clock = health.RealClock()
 	}
 	p := &Pool{opt: opt, members: map[string]*Member{}, kick: make(chan struct{}, 1)}
+	ch := make(chan struct{})
+	p.freed.Store(&ch)
 	p.checker = health.NewChecker(cfg.HealthCheck, (*reporter)(p), health.Options{Clock: opt.Clock, Logger: opt.Logger})
 	p.mu.Lock()
 	p.applyLocked(cfg, idleTimeout)
@@ -333,6 +340,38 @@ func (p *Pool) Observe(m *Member, failed bool) {
 		}
 	}
 }
+
+// Released must be called after a request on this pool ends; it wakes
+// queued requests (max_connections). It costs one atomic load when nobody waits.
+func (p *Pool) Released() {
+	if p.waiters.Load() > 0 {
+		ch := make(chan struct{})
+		if old := p.freed.Swap(&ch); old != nil {
+			close(*old)
+		}
+	}
+}
+
+// EnterQueue admits a request to the wait queue unless it is full (the queue
+// holds as many requests as the pool's backends can serve at once).
+func (p *Pool) EnterQueue(maxConns int) bool {
+	snap := p.snap.Load()
+	limit := int32(maxConns * len(snap.Members))
+	if limit < 1 {
+		limit = 1
+	}
+	if p.waiters.Add(1) > limit {
+		p.waiters.Add(-1)
+		return false
+	}
+	return true
+}
+
+// LeaveQueue is called once for each successful EnterQueue.
+func (p *Pool) LeaveQueue() { p.waiters.Add(-1) }
+
+// Freed returns a channel closed the next time a request ends while requests wait.
+func (p *Pool) Freed() <-chan struct{} { return *p.freed.Load() }
 
 // Budget is the pool's retry budget.
 func (p *Pool) Budget() *RetryBudget { return &p.budget }

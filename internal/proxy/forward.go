@@ -155,7 +155,18 @@ func (c *clientConn) handle(set *Settings) (keep bool) {
 			}
 			break
 		}
-		mem := snap.Member(b)
+		mem := c.acquire(p, snap, cfg, b)
+		if mem == nil {
+			if lastKind == failNone {
+				keep := ri.keepAlive && (bodyLen >= 0 || (!ri.chunked && ri.cl <= 0))
+				c.srv.countRejected("backends_busy")
+				c.writeError(503, "all backends are busy", keep)
+				c.srv.finish(c, nil, ri, 503, start, nil)
+				return keep
+			}
+			break
+		}
+		b = mem.Backend
 		lastMem = mem
 		if attempt > 0 && c.srv.metrics != nil {
 			c.srv.metrics.RetryAttempt()
@@ -207,6 +218,63 @@ func (c *clientConn) canRetry(kind failKind, ri reqInfo, replayable, bodyStarted
 	return false
 }
 
+// acquire takes a request slot on b's member or, when b is at
+// max_connections, on another backend; when every backend is full it waits in
+// the pool's bounded queue for up to queue_timeout. nil means no slot.
+func (c *clientConn) acquire(p *pool.Pool, snap *pool.Snapshot, cfg *config.Pool, b *backend.Backend) *pool.Member {
+	limit := int64(cfg.MaxConnections)
+	mem := snap.Member(b)
+	if mem.State.TryAcquire(limit) {
+		return mem
+	}
+	if m := c.acquireOther(snap, limit, b); m != nil {
+		return m
+	}
+	if cfg.QueueTimeout <= 0 || !p.EnterQueue(cfg.MaxConnections) {
+		return nil
+	}
+	defer p.LeaveQueue()
+	timer := time.NewTimer(cfg.QueueTimeout)
+	defer timer.Stop()
+	for {
+		// Take the wake-up channel before looking, so a slot freed between
+		// the look and the wait is not missed.
+		freed := p.Freed()
+		if m := c.acquireOther(snap, limit, nil); m != nil {
+			return m
+		}
+		select {
+		case <-freed:
+		case <-timer.C:
+			return nil
+		}
+	}
+}
+
+// acquireOther tries the strategy's next choices, then any usable backend.
+func (c *clientConn) acquireOther(snap *pool.Snapshot, limit int64, skip *backend.Backend) *pool.Member {
+	saved := c.breq.Exclude
+	defer func() { c.breq.Exclude = saved }()
+	c.breq.Exclude = skip
+	for i := 0; i < len(snap.Members) && i < 4; i++ {
+		b, err := snap.Picker.Pick(&c.breq)
+		if err != nil {
+			return nil
+		}
+		if m := snap.Member(b); m.State.TryAcquire(limit) {
+			return m
+		}
+		c.breq.Exclude = b
+	}
+	now := time.Now()
+	for _, m := range snap.Members {
+		if m.Backend != skip && (snap.Panic || m.State.Usable(now)) && m.State.TryAcquire(limit) {
+			return m
+		}
+	}
+	return nil
+}
+
 var continueResponse = []byte("HTTP/1.1 100 Continue\r\n\r\n")
 
 // attempt sends the request to one backend and, if a response head arrives,
@@ -214,13 +282,14 @@ var continueResponse = []byte("HTTP/1.1 100 Continue\r\n\r\n")
 // relayed (even partially: then keepClient is false).
 func (c *clientConn) attempt(set *Settings, cfg *config.Pool, p *pool.Pool, snap *pool.Snapshot,
 	mem *pool.Member, ri *reqInfo, bodyLen int64, bodyStarted *bool, start time.Time) (kind failKind, err error, status int, keepClient bool) {
+	// The caller acquired a slot on mem; release it exactly once.
 	st := mem.State
-	st.Acquire()
 	released := false
 	release := func(failed bool) {
 		if !released {
 			released = true
 			st.Release(failed)
+			p.Released()
 		}
 	}
 	defer release(true)

@@ -1,0 +1,274 @@
+// Package metrics holds fulcrum's Prometheus collectors.
+//
+// Everything lives on a *Metrics value built by New from a registry that the
+// caller owns (STYLE P15, A2): nothing is registered on the global registry
+// and the package has no mutable package-level state, so two Metrics values
+// on two registries never see each other's series.
+//
+// The request path goes through *Backend handles. After a handle has seen a
+// label combination once, recording it is a few atomic operations: no locks,
+// no allocations, no label hashing. Backend health and in-flight counts are
+// not pushed at all; they are read from a BackendSource when Prometheus
+// scrapes, so they are always exact and cost nothing per request.
+//
+// This package imports no other fulcrum package.
+package metrics
+
+import (
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Values of the sticky result label. Sticky accepts any string, but these are
+// the ones pre-created at zero.
+const (
+	StickyHit      = "hit"      // the pinned backend was available and used
+	StickyMiss     = "miss"     // no usable pin; a backend was picked normally
+	StickyRepinned = "repinned" // the pinned backend was unusable; pinned to a new one
+)
+
+// Values of the rejected reason label. Rejected accepts any string, but these
+// are the ones pre-created at zero.
+const (
+	RejectBadRequest     = "bad_request"
+	RejectHeaderTooLarge = "header_too_large"
+	RejectBodyTooLarge   = "body_too_large"
+	RejectRateLimited    = "rate_limited"
+	RejectConnLimit      = "conn_limit"
+)
+
+// NoBackendLabel is the backend label value used by NoBackend.
+const NoBackendLabel = "none"
+
+// Label names.
+const (
+	labelBackend   = "backend"
+	labelStatus    = "status"
+	labelMethod    = "method"
+	labelErrorType = "error_type"
+	labelResult    = "result"
+	labelReason    = "reason"
+)
+
+// latencyBuckets covers a cache hit on the same host (0.5 ms) up to a slow
+// upstream hitting a typical 30 s timeout; roughly 1-2.5-5 per decade.
+var latencyBuckets = []float64{
+	0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+	0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
+}
+
+// BackendSample is the scrape-time state of one backend.
+type BackendSample struct {
+	Backend string // host:port, the backend label value
+	Up      bool   // currently considered healthy
+	Active  int64  // requests or connections in flight right now
+}
+
+// BackendSource reports the current backends when Prometheus scrapes.
+//
+// BackendSamples is called from the scrape goroutine, possibly from several
+// scrapes at once, and must not block for long. It appends one sample per
+// backend to dst and returns the extended slice, which the metrics package
+// then owns and may reorder. If the same Backend appears more than once (one
+// address in two pools), the samples are merged: up if any of them is up,
+// Active summed.
+type BackendSource interface {
+	BackendSamples(dst []BackendSample) []BackendSample
+}
+
+// Metrics owns every fulcrum collector registered on one registry.
+// All methods are safe for concurrent use.
+type Metrics struct {
+	requests *prometheus.CounterVec   // loadbalancer_request_count_total{backend,status,method}
+	duration *prometheus.HistogramVec // loadbalancer_request_duration_seconds{backend}
+	response *prometheus.HistogramVec // loadbalancer_backend_response_seconds{backend}
+	errors   *prometheus.CounterVec   // loadbalancer_backend_errors_total{backend,error_type}
+
+	sticky   counterCache
+	rejected counterCache
+
+	reloadOK, reloadFailed prometheus.Counter
+	panics                 prometheus.Counter
+	retries                prometheus.Counter
+	budgetExhausted        prometheus.Counter
+	panicMode              prometheus.Gauge
+
+	// discard receives increments from handles of forgotten backends, so a
+	// request still in flight during Forget cannot re-create their series.
+	// It is never registered.
+	discard prometheus.Counter
+
+	none *Backend // NoBackend handle; never forgotten
+
+	// backends maps host to *Backend. Reads are lock-free (sync.Map.Load
+	// does not allocate for string keys); inserts and deletes hold mu.
+	backends sync.Map
+
+	// mu serialises the slow paths: creating a handle, lazily creating a
+	// request counter child, and Forget. Holding it across all three is
+	// what makes Forget exact (see Forget).
+	mu sync.Mutex
+}
+
+// New builds the collectors and registers them, together with the Go runtime
+// and process collectors, on reg. src supplies loadbalancer_backend_up and
+// loadbalancer_backend_connections_active at scrape time; if src is nil those
+// two metrics are not exported.
+//
+// New panics if any collector is already registered on reg (for example a Go
+// collector the caller added itself, or a second New on the same registry),
+// like prometheus.MustRegister; that is a wiring bug, not a runtime condition.
+func New(reg prometheus.Registerer, src BackendSource) *Metrics {
+	m := &Metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "loadbalancer_request_count_total",
+			Help: "Requests handled, by backend (host:port, or \"none\" if no backend was used), response status code and request method.",
+		}, []string{labelBackend, labelStatus, labelMethod}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "loadbalancer_request_duration_seconds",
+			Help:    "Total time to handle a request, from receiving it to finishing the response, by backend.",
+			Buckets: latencyBuckets,
+		}, []string{labelBackend}),
+		response: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "loadbalancer_backend_response_seconds",
+			Help:    "Time from sending a request to a backend until its response headers arrived, by backend.",
+			Buckets: latencyBuckets,
+		}, []string{labelBackend}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "loadbalancer_backend_errors_total",
+			Help: "Backend errors, by backend and error type (connect, timeout, transport, http_5xx, health_check, ejected).",
+		}, []string{labelBackend, labelErrorType}),
+		panics: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "fulcrum_panics_total",
+			Help: "Panics recovered while handling requests.",
+		}),
+		retries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "fulcrum_retries_total",
+			Help: "Request retry attempts sent to a backend.",
+		}),
+		budgetExhausted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "fulcrum_retry_budget_exhausted_total",
+			Help: "Retries skipped because the retry budget was exhausted.",
+		}),
+		panicMode: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "fulcrum_panic_mode",
+			Help: "1 while panic mode is active, else 0.",
+		}),
+		discard: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "fulcrum_discarded",
+			Help: "Not registered.",
+		}),
+	}
+	stickyVec := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "loadbalancer_sticky_total",
+		Help: "Sticky-session lookups, by result (hit, miss, repinned).",
+	}, []string{labelResult})
+	m.sticky.init(stickyVec, StickyHit, StickyMiss, StickyRepinned)
+
+	rejectedVec := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "fulcrum_rejected_requests_total",
+		Help: "Requests rejected before reaching a backend, by reason.",
+	}, []string{labelReason})
+	m.rejected.init(rejectedVec, RejectBadRequest, RejectHeaderTooLarge,
+		RejectBodyTooLarge, RejectRateLimited, RejectConnLimit)
+
+	reloads := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "fulcrum_reloads_total",
+		Help: "Configuration reloads, by result (success, failure).",
+	}, []string{labelResult})
+	m.reloadOK = reloads.WithLabelValues("success")
+	m.reloadFailed = reloads.WithLabelValues("failure")
+
+	cs := []prometheus.Collector{
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.requests, m.duration, m.response, m.errors,
+		stickyVec, rejectedVec, reloads,
+		m.panics, m.retries, m.budgetExhausted, m.panicMode,
+	}
+	if src != nil {
+		cs = append(cs, newStateCollector(src))
+	}
+	reg.MustRegister(cs...)
+
+	m.none = m.newBackend(NoBackendLabel)
+	return m
+}
+
+// Sticky counts one sticky-session lookup. result should be StickyHit,
+// StickyMiss or StickyRepinned; other values get their own series, so pass
+// only constants. Allocation-free for the three standard values.
+func (m *Metrics) Sticky(result string) { m.sticky.get(result).Inc() }
+
+// Reload counts one configuration reload attempt.
+func (m *Metrics) Reload(ok bool) {
+	if ok {
+		m.reloadOK.Inc()
+	} else {
+		m.reloadFailed.Inc()
+	}
+}
+
+// Panic counts one recovered panic.
+func (m *Metrics) Panic() { m.panics.Inc() }
+
+// Rejected counts one request rejected before reaching a backend. reason
+// should be one of the Reject* constants; other values get their own series,
+// so pass only constants (a label value must be valid UTF-8).
+func (m *Metrics) Rejected(reason string) { m.rejected.get(reason).Inc() }
+
+// RetryAttempt counts one retry sent to a backend.
+func (m *Metrics) RetryAttempt() { m.retries.Inc() }
+
+// RetryBudgetExhausted counts one retry skipped because the budget ran out.
+func (m *Metrics) RetryBudgetExhausted() { m.budgetExhausted.Inc() }
+
+// PanicMode sets fulcrum_panic_mode to 1 (active) or 0. Call it on the
+// transition, from the code that decides it.
+func (m *Metrics) PanicMode(active bool) {
+	if active {
+		m.panicMode.Set(1)
+	} else {
+		m.panicMode.Set(0)
+	}
+}
+
+// counterCache maps one label value to its counter child. Lookups are
+// lock-free and allocation-free once the value has been seen; the values
+// pre-created by init are found by a short scan, without hashing.
+type counterCache struct {
+	vec      *prometheus.CounterVec
+	fixed    []labeledCounter // pre-created at init, read-only afterwards
+	children sync.Map         // string -> prometheus.Counter, for other values
+}
+
+type labeledCounter struct {
+	value string
+	c     prometheus.Counter
+}
+
+// init pre-creates children for values, so they are exported at 0 from the
+// start and never take the slow path.
+func (c *counterCache) init(vec *prometheus.CounterVec, values ...string) {
+	c.vec = vec
+	for _, v := range values {
+		c.fixed = append(c.fixed, labeledCounter{value: v, c: vec.WithLabelValues(v)})
+	}
+}
+
+func (c *counterCache) get(v string) prometheus.Counter {
+	for i := range c.fixed {
+		if c.fixed[i].value == v {
+			return c.fixed[i].c
+		}
+	}
+	if ch, ok := c.children.Load(v); ok {
+		return ch.(prometheus.Counter)
+	}
+	// WithLabelValues returns the same child for the same value, so racing
+	// callers store equal values; no lock is needed.
+	ch, _ := c.children.LoadOrStore(v, c.vec.WithLabelValues(v))
+	return ch.(prometheus.Counter)
+}
