@@ -1,0 +1,179 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// Overrides are command-line flags that override file values, or replace the
+// file entirely (FromFlags). A nil field means the flag was not given.
+//
+// Overrides are applied to the decoded document before validation, so a bad
+// flag value is reported exactly like a bad file value, with the key name as
+// its path (for example "strategy").
+type Overrides struct {
+	Listen   *string // -listen: listen_addr
+	Strategy *string // -strategy: strategy
+	// HealthCheckInterval (-health-check-interval) is a duration string. It
+	// sets health_check.interval when the file has a health_check object and
+	// health_check_interval otherwise.
+	HealthCheckInterval *string
+	MaxFailCount        *int // -max-fail-count: max_fail_count
+	// Backends (-backends) is a comma-separated list of backend URLs, each
+	// with weight 1. It replaces the file's backends list.
+	Backends *string
+}
+
+// Problem is one thing wrong with a configuration.
+type Problem struct {
+	// Path locates the offending value: "backends[1].weight",
+	// "health_check.interval", or "" for the document itself.
+	Path string
+	// Msg says what is wrong, usually with the value that was found.
+	Msg string
+}
+
+func (p Problem) String() string {
+	if p.Path == "" {
+		return "config: " + p.Msg
+	}
+	return "config: " + p.Path + ": " + p.Msg
+}
+
+// ValidationError lists every problem found in a configuration, in the order
+// they were found (the schema's order; unknown keys of an object come after
+// its known keys, in document order).
+type ValidationError struct {
+	Problems []Problem
+}
+
+// Error returns one line per problem, such as
+// "config: backends[1].weight: must be >= 1, got 0".
+func (e *ValidationError) Error() string {
+	lines := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		lines[i] = p.String()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Load reads and validates the configuration file at path, applying ov (which
+// may be nil). The format follows the extension: .json, .yaml or .yml.
+//
+// A file that cannot be read or parsed yields an error naming the file (and,
+// for syntax errors, the line and column). A file that parses but breaks the
+// schema yields a *ValidationError listing every problem. A relative
+// admin_token_file is resolved against the directory of path.
+func Load(path string, ov *Overrides) (*Config, error) {
+	var format string
+	switch ext := strings.ToLower(filepath.Ext(path)); ext {
+	case ".json":
+		format = "json"
+	case ".yaml", ".yml":
+		format = "yaml"
+	default:
+		if ext == "" {
+			return nil, fmt.Errorf("config: %s: file name has no extension; want .json, .yaml or .yml", path)
+		}
+		return nil, fmt.Errorf("config: %s: unsupported extension %q; want .json, .yaml or .yml", path, ext)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err) // *PathError names the file
+	}
+	return parse(data, format, path, filepath.Dir(path), ov)
+}
+
+// Parse validates a configuration held in memory. format is "json" or "yaml"
+// ("yml" is accepted too). ov may be nil. A relative admin_token_file is
+// resolved against the working directory.
+func Parse(data []byte, format string, ov *Overrides) (*Config, error) {
+	switch format {
+	case "json", "yaml":
+	case "yml":
+		format = "yaml"
+	default:
+		return nil, fmt.Errorf(`config: unsupported format %q; want "json" or "yaml"`, format)
+	}
+	return parse(data, format, "", "", ov)
+}
+
+// FromFlags builds a configuration from defaults and ov alone, for running
+// without a file. When ov.Backends is nil the backends are
+// http://localhost:8081, http://localhost:8082 and http://localhost:8083.
+func FromFlags(ov *Overrides) (*Config, error) {
+	var o Overrides
+	if ov != nil {
+		o = *ov
+	}
+	if o.Backends == nil {
+		def := defaultBackends
+		o.Backends = &def
+	}
+	c := &checker{}
+	return finish(objValue(), c, "", &o)
+}
+
+func parse(data []byte, format, name, baseDir string, ov *Overrides) (*Config, error) {
+	c := &checker{}
+	var root *value
+	var err error
+	if format == "json" {
+		root, err = decodeJSON(data, c)
+	} else {
+		root, err = decodeYAML(data, c)
+	}
+	if err != nil {
+		if name == "" {
+			name = format
+		}
+		return nil, fmt.Errorf("config: parse %s: %w", name, err)
+	}
+	return finish(root, c, baseDir, ov)
+}
+
+// finish applies overrides, validates and compiles. It never returns a
+// partially valid Config: either every check passed, or the result is nil
+// and the error lists every problem.
+func finish(root *value, c *checker, baseDir string, ov *Overrides) (*Config, error) {
+	applyOverrides(root, ov)
+	cfg := build(root, c, baseDir)
+	if len(c.problems) > 0 {
+		return nil, &ValidationError{Problems: c.problems}
+	}
+	return cfg, nil
+}
+
+func applyOverrides(root *value, ov *Overrides) {
+	if ov == nil || root.kind != kindObject {
+		return
+	}
+	if ov.Listen != nil {
+		root.set("listen_addr", strValue(*ov.Listen))
+	}
+	if ov.Strategy != nil {
+		root.set("strategy", strValue(*ov.Strategy))
+	}
+	if ov.HealthCheckInterval != nil {
+		if hc := root.lookup("health_check"); hc != nil && hc.kind == kindObject {
+			hc.set("interval", strValue(*ov.HealthCheckInterval))
+		} else {
+			root.set("health_check_interval", strValue(*ov.HealthCheckInterval))
+		}
+	}
+	if ov.MaxFailCount != nil {
+		root.set("max_fail_count", numValue(strconv.Itoa(*ov.MaxFailCount)))
+	}
+	if ov.Backends != nil {
+		var items []*value
+		if strings.TrimSpace(*ov.Backends) != "" {
+			for u := range strings.SplitSeq(*ov.Backends, ",") {
+				items = append(items, strValue(strings.TrimSpace(u)))
+			}
+		}
+		root.set("backends", listValue(items))
+	}
+}

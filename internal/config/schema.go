@@ -1,0 +1,598 @@
+package config
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net"
+	"net/netip"
+	"net/textproto"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Defaults of the flat form. The reference table is in doc.go.
+const (
+	defaultListen         = ":8080"
+	defaultStrategy       = "round_robin"
+	defaultHCInterval     = 30 * time.Second
+	defaultMaxFailCount   = 3
+	defaultAdminAddr      = "127.0.0.1:9090"
+	defaultBackends       = "http://localhost:8081,http://localhost:8082,http://localhost:8083"
+	defaultStickyCookie   = "FULCRUM_BACKEND"
+	maxBackendWeight      = 1000
+	maxRetries            = 10
+	maxRequestsPerSecond  = 1e9
+	maxAdminTokenFileSize = 4096
+)
+
+// build walks the decoded tree against the schema, adding every problem to c
+// and returning the compiled Config. The result is meaningful only when c
+// holds no problems. baseDir resolves a relative admin_token_file.
+func build(root *value, c *checker, baseDir string) *Config {
+	if root.kind != kindObject {
+		c.typeProblem("", "an object (the top level of the configuration)", root)
+		return nil
+	}
+	top := c.object("", root)
+
+	svc := Service{Name: "default"}
+	if s, ok := top.str("listen_addr", defaultListen); ok {
+		if _, err := checkListenAddr(s); err != nil {
+			c.add("listen_addr", "%v", err)
+		}
+		svc.Listen = s
+	}
+
+	pool := &svc.Pool
+	pool.Backends = buildBackends(c, top.take("backends"))
+
+	pool.Strategy = defaultStrategy
+	if v := top.take("strategy"); v != nil {
+		if s, ok := c.str("strategy", v); ok {
+			if knownStrategy(s) {
+				pool.Strategy = s
+			} else {
+				c.add("strategy", "unknown strategy %q (valid: %s)", clip(s), strings.Join(Strategies, ", "))
+			}
+		}
+	}
+
+	hashKey := top.take("hash_key")
+	if hashKey != nil {
+		if s, ok := c.str("hash_key", hashKey); ok {
+			hk, err := ParseHashKey(s)
+			switch {
+			case err != nil:
+				c.add("hash_key", "%v", err)
+			case hk.Kind == KindClientIP:
+				c.add("hash_key", `"client_ip" is not a hash_key; use strategy "ip_hash" to hash on the client address`)
+			case pool.Strategy == "consistent_hash":
+				pool.HashKey = hk
+			}
+		}
+	} else if pool.Strategy == "consistent_hash" {
+		c.add("hash_key", `required when strategy is "consistent_hash" (e.g. "header:X-User-ID", "cookie:session", "query:id" or "path")`)
+	}
+
+	interval, _ := top.duration("health_check_interval", defaultHCInterval, true)
+	maxFails, _ := top.integer("max_fail_count", defaultMaxFailCount, 1, noMax)
+
+	if hc := top.take("health_check"); hc != nil {
+		if top.present("health_check_interval") {
+			c.add("health_check_interval", "has no effect when health_check is set; use health_check.interval")
+		}
+		pool.HealthCheck = buildHealthCheck(c, hc)
+	} else {
+		// The original flat design: a TCP connect check every
+		// health_check_interval, down after max_fail_count failures.
+		pool.HealthCheck = HealthCheck{
+			Type:               "tcp",
+			Path:               "/",
+			Interval:           interval,
+			Timeout:            min(2*time.Second, interval),
+			ExpectedStatus:     []StatusRange{{200, 399}},
+			HealthyThreshold:   1,
+			UnhealthyThreshold: maxFails,
+		}
+	}
+
+	pool.Passive = buildPassive(c, top.take("passive"), maxFails)
+
+	pool.PanicThreshold, _ = top.integer("panic_threshold", 50, 0, 100)
+	pool.Retries, _ = top.integer("retries", 2, 0, maxRetries)
+	pool.RetryBuffer, _ = top.size("retry_buffer", 64<<10, 0)
+	pool.ConnectTimeout, _ = top.duration("connect_timeout", 5*time.Second, true)
+	pool.ResponseHeaderTimeout, _ = top.duration("response_header_timeout", 60*time.Second, true)
+	svc.Limits.IdleTimeout, _ = top.duration("idle_timeout", 60*time.Second, true)
+	pool.MaxConnections, _ = top.integer("max_connections", 0, 0, noMax)
+	pool.QueueTimeout, _ = top.duration("queue_timeout", 0, false)
+	pool.SlowStart, _ = top.duration("slow_start", 0, false)
+
+	if v := top.take("sticky"); v != nil {
+		pool.Sticky = buildSticky(c, v)
+	}
+	if v := top.take("rate_limit"); v != nil {
+		svc.RateLimit = buildRateLimit(c, v)
+	}
+	svc.TrustedProxies = buildTrustedProxies(c, top.take("trusted_proxies"))
+
+	lim := &svc.Limits
+	lim.ReadHeaderTimeout, _ = top.duration("read_header_timeout", 10*time.Second, true)
+	lim.ReadTimeout, _ = top.duration("read_timeout", 60*time.Second, false)
+	lim.WriteTimeout, _ = top.duration("write_timeout", 60*time.Second, false)
+	mhb, _ := top.size("max_header_bytes", 64<<10, 1024)
+	if mhb > noMax {
+		c.add("max_header_bytes", "must be at most %d bytes, got %d", noMax, mhb)
+	}
+	lim.MaxHeaderBytes = int(min(mhb, noMax))
+	lim.MaxBodyBytes, _ = top.size("max_body_bytes", 0, 0)
+	lim.MaxConns, _ = top.integer("max_conns", 50000, 0, noMax)
+	lim.MaxConnsPerIP, _ = top.integer("max_conns_per_ip", 0, 0, noMax)
+
+	cfg := &Config{Services: []Service{svc}}
+	buildAdmin(c, top, cfg, svc.Listen, baseDir)
+
+	cfg.ShutdownTimeout, _ = top.duration("shutdown_timeout", 30*time.Second, false)
+	if lvl, ok := top.enum("log_level", "info", []string{"debug", "info", "warn", "error"}); ok {
+		cfg.LogLevel = map[string]slog.Level{
+			"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError,
+		}[lvl]
+	}
+	cfg.LogFormat, _ = top.enum("log_format", "text", []string{"text", "json"})
+	cfg.AccessLog, _ = top.boolean("access_log", false)
+
+	top.done()
+	return cfg
+}
+
+func knownStrategy(s string) bool {
+	for _, k := range Strategies {
+		if s == k {
+			return true
+		}
+	}
+	return false
+}
+
+// buildBackends checks the backends list. Each element is a URL string or an
+// object {"url": ..., "weight": ...}.
+func buildBackends(c *checker, v *value) []Backend {
+	const path = "backends"
+	switch {
+	case v == nil:
+		c.add(path, `required: list at least one backend, e.g. ["http://10.0.0.1:8080"]`)
+		return nil
+	case v.kind != kindList:
+		c.typeProblem(path, "a list of backends", v)
+		return nil
+	case len(v.items) == 0:
+		c.add(path, "must list at least one backend")
+		return nil
+	}
+	out := make([]Backend, 0, len(v.items))
+	seen := make(map[string]int) // scheme://host:port -> index
+	for i, item := range v.items {
+		p := indexPath(path, i)
+		var raw string
+		urlPath := p
+		weight, ok := 1, true
+		switch item.kind {
+		case kindString:
+			raw = item.s
+		case kindObject:
+			o := c.object(p, item)
+			urlPath = childPath(p, "url")
+			if uv := o.take("url"); uv == nil {
+				c.add(urlPath, "required")
+				ok = false
+			} else {
+				raw, ok = c.str(urlPath, uv)
+			}
+			var wok bool
+			weight, wok = o.integer("weight", 1, 1, maxBackendWeight)
+			ok = ok && wok
+			o.done()
+		default:
+			c.typeProblem(p, `a URL string or an object like {"url": "http://host:port", "weight": 1}`, item)
+			continue
+		}
+		if !ok && raw == "" {
+			continue
+		}
+		b, err := parseBackendURL(raw)
+		if err != nil {
+			c.add(urlPath, "%v", err)
+			continue
+		}
+		key := b.Scheme + "://" + b.Host
+		if j, dup := seen[key]; dup {
+			c.add(urlPath, "duplicate of backends[%d] (both are %s)", j, key)
+			continue
+		}
+		seen[key] = i
+		b.Weight = weight
+		out = append(out, b)
+	}
+	return out
+}
+
+// buildHealthCheck checks an explicit health_check object.
+func buildHealthCheck(c *checker, v *value) HealthCheck {
+	o := c.object("health_check", v)
+	hc := HealthCheck{}
+	hc.Type, _ = o.enum("type", "http", []string{"http", "tcp"})
+	hc.Path, _ = o.str("path", "/health")
+	if o.present("path") && !validProbePath(hc.Path) {
+		c.add(o.at("path"), `must start with "/" and contain no spaces, control characters or "#", got %q`, clip(hc.Path))
+	}
+	var ok bool
+	hc.Interval, ok = o.duration("interval", 10*time.Second, true)
+	if tv := o.take("timeout"); tv != nil {
+		t, tok := c.duration(o.at("timeout"), tv, true)
+		hc.Timeout = t
+		if tok && ok && t > hc.Interval {
+			c.add(o.at("timeout"), "must not exceed health_check.interval (%v), got %v", hc.Interval, t)
+		}
+	} else {
+		hc.Timeout = min(2*time.Second, hc.Interval)
+	}
+	hc.ExpectedStatus = []StatusRange{{200, 399}}
+	if sv := o.take("expected_status"); sv != nil {
+		p := o.at("expected_status")
+		var s string
+		switch sv.kind {
+		case kindString:
+			s = sv.s
+		case kindNumber: // "expected_status: 200" in YAML
+			s = sv.s
+		default:
+			c.typeProblem(p, `a status list like "200-399" or "200,204"`, sv)
+		}
+		if sv.kind == kindString || sv.kind == kindNumber {
+			if r, err := ParseStatusRanges(s); err != nil {
+				c.add(p, "%v", err)
+			} else {
+				hc.ExpectedStatus = r
+			}
+		}
+	}
+	hc.HealthyThreshold, _ = o.integer("healthy_threshold", 2, 1, noMax)
+	hc.UnhealthyThreshold, _ = o.integer("unhealthy_threshold", 3, 1, noMax)
+	hc.Host, _ = o.str("host", "")
+	if hc.Host != "" && !validHostHeader(hc.Host) {
+		c.add(o.at("host"), "must be a host name or host:port, got %q", clip(hc.Host))
+	}
+	hc.Headers = buildHeaders(c, o.at("headers"), o.take("headers"))
+	if hc.Type == "tcp" {
+		for _, k := range []string{"path", "expected_status", "host", "headers"} {
+			if o.present(k) {
+				c.add(o.at(k), `only applies to health checks of type "http"`)
+			}
+		}
+	}
+	o.done()
+	return hc
+}
+
+// validProbePath accepts an origin-form request target ("/health",
+// "/status?full=1").
+func validProbePath(p string) bool {
+	return strings.HasPrefix(p, "/") && !hasCtl(p) && !strings.ContainsAny(p, " #")
+}
+
+// validHostHeader accepts "name", "name:port", "1.2.3.4:80" and "[::1]:80".
+func validHostHeader(h string) bool {
+	if host, port, err := net.SplitHostPort(h); err == nil {
+		if !allDigits(port) || len(port) > 5 {
+			return false
+		}
+		h = host
+	}
+	return validHostname(h) || validIP(h)
+}
+
+func validIP(s string) bool {
+	_, err := netip.ParseAddr(s)
+	return err == nil
+}
+
+// buildHeaders checks a map of extra probe headers. Names are stored in
+// canonical form; names that collide after canonicalization are reported.
+func buildHeaders(c *checker, path string, v *value) map[string]string {
+	if v == nil {
+		return nil
+	}
+	o := c.object(path, v)
+	if o.v == nil {
+		return nil
+	}
+	out := make(map[string]string, len(o.v.keys))
+	orig := make(map[string]string, len(o.v.keys))
+	for _, name := range o.v.keys {
+		hv := o.take(name)
+		p := o.at(name)
+		s, ok := c.str(p, hv)
+		if !isToken(name) {
+			c.add(p, "%q is not a valid header name", clip(name))
+			continue
+		}
+		if strings.ContainsAny(s, "\r\n\x00") {
+			c.add(p, "header value must not contain CR, LF or NUL")
+			continue
+		}
+		canon := textproto.CanonicalMIMEHeaderKey(name)
+		if canon == "Host" {
+			c.add(p, "set health_check.host instead of a Host header")
+			continue
+		}
+		if prev, dup := orig[canon]; dup {
+			c.add(p, "duplicate header (same as %q)", clip(prev))
+			continue
+		}
+		orig[canon] = name
+		if ok {
+			out[canon] = s
+		}
+	}
+	o.done()
+	return out
+}
+
+// buildPassive checks the passive object; maxFailCount is the default of
+// passive.max_fails.
+func buildPassive(c *checker, v *value, maxFailCount int) Passive {
+	o := c.object("passive", v)
+	var p Passive
+	p.MaxFails, _ = o.integer("max_fails", int64(maxFailCount), 0, noMax)
+	p.FailWindow, _ = o.duration("fail_window", 10*time.Second, true)
+	eject, ejectOK := o.duration("eject_for", 30*time.Second, true)
+	p.EjectFor = eject
+	if mv := o.take("max_eject_for"); mv != nil {
+		m, ok := c.duration(o.at("max_eject_for"), mv, true)
+		if ok && ejectOK && m < eject {
+			c.add(o.at("max_eject_for"), "must be >= passive.eject_for (%v), got %v", eject, m)
+		}
+		p.MaxEjectFor = m
+	} else {
+		p.MaxEjectFor = max(5*time.Minute, eject)
+	}
+	p.Consider5xx, _ = o.boolean("fail_on_5xx", true)
+	o.done()
+	return p
+}
+
+// buildSticky checks the sticky object.
+func buildSticky(c *checker, v *value) *Sticky {
+	o := c.object("sticky", v)
+	if o.v == nil {
+		return nil
+	}
+	s := &Sticky{}
+	types := []string{"cookie", "source_ip", "app_cookie"}
+	if tv := o.take("type"); tv == nil {
+		c.add(o.at("type"), "required: one of %s", quoteList(types))
+	} else {
+		s.Type, _ = c.enum(o.at("type"), tv, types)
+	}
+	cookieName := func(def string) {
+		s.CookieName, _ = o.str("cookie_name", def)
+		if o.present("cookie_name") && !isToken(s.CookieName) {
+			c.add(o.at("cookie_name"), "%q is not a valid cookie name (RFC 6265 token)", clip(s.CookieName))
+		}
+	}
+	switch s.Type {
+	case "cookie":
+		cookieName(defaultStickyCookie)
+		s.TTL, _ = o.duration("ttl", 0, false)
+		s.Secure = "auto"
+		if sv := o.take("secure"); sv != nil {
+			if sv.kind == kindBool {
+				s.Secure = strconv.FormatBool(sv.b)
+			} else {
+				s.Secure, _ = c.enum(o.at("secure"), sv, []string{"auto", "true", "false"})
+			}
+		}
+		s.HTTPOnly, _ = o.boolean("http_only", true)
+		var ok bool
+		s.SameSite, ok = o.enum("same_site", "lax", []string{"lax", "strict", "none"})
+		if ok && s.SameSite == "none" && s.Secure == "false" {
+			c.add(o.at("same_site"), `"none" requires secure cookies (browsers reject SameSite=None without Secure); set secure to "auto" or "true"`)
+		}
+		o.notAllowed("max_entries", `only applies to sticky type "app_cookie"`)
+	case "app_cookie":
+		if !o.present("cookie_name") {
+			c.add(o.at("cookie_name"), `required for sticky type "app_cookie": the name of the application's session cookie`)
+		}
+		cookieName("")
+		s.TTL, _ = o.duration("ttl", time.Hour, true)
+		s.MaxEntries, _ = o.integer("max_entries", 100000, 1, noMax)
+		for _, k := range []string{"secure", "http_only", "same_site"} {
+			o.notAllowed(k, `only applies to sticky type "cookie" (the application sets its own cookie)`)
+		}
+	case "source_ip":
+		for _, k := range []string{"cookie_name", "ttl", "secure", "http_only", "same_site", "max_entries"} {
+			o.notAllowed(k, `unknown key for sticky type "source_ip" (it takes no other keys)`)
+		}
+	default:
+		// Type missing or invalid (already reported): accept the other keys
+		// silently rather than piling up follow-on problems.
+		for _, k := range []string{"cookie_name", "ttl", "secure", "http_only", "same_site", "max_entries"} {
+			o.take(k)
+		}
+	}
+	o.done()
+	return s
+}
+
+// buildRateLimit checks the rate_limit object.
+func buildRateLimit(c *checker, v *value) *RateLimit {
+	o := c.object("rate_limit", v)
+	if o.v == nil {
+		return nil
+	}
+	rl := &RateLimit{Key: HashKey{Kind: KindClientIP}}
+	rpsOK := false
+	if rv := o.take("requests_per_second"); rv == nil {
+		c.add(o.at("requests_per_second"), "required: a number > 0")
+	} else if rv.kind != kindNumber {
+		c.typeProblem(o.at("requests_per_second"), "a number", rv)
+	} else if f, ok := number(rv.s); !ok || f <= 0 || f > maxRequestsPerSecond {
+		c.add(o.at("requests_per_second"), "must be a number > 0 and <= %d, got %s", int64(maxRequestsPerSecond), clip(rv.s))
+	} else {
+		rl.RequestsPerSecond, rpsOK = f, true
+	}
+	defBurst := int64(1)
+	if rpsOK {
+		defBurst = int64(math.Ceil(rl.RequestsPerSecond))
+	}
+	rl.Burst, _ = o.integer("burst", defBurst, 1, noMax)
+	if kv := o.take("key"); kv != nil {
+		if s, ok := c.str(o.at("key"), kv); ok {
+			hk, err := ParseHashKey(s)
+			switch {
+			case err != nil:
+				c.add(o.at("key"), "%v", err)
+			case hk.Kind != KindClientIP && hk.Kind != KindHeader:
+				c.add(o.at("key"), `must be "client_ip" or "header:NAME", got %q`, clip(s))
+			default:
+				rl.Key = hk
+			}
+		}
+	}
+	o.done()
+	return rl
+}
+
+func buildTrustedProxies(c *checker, v *value) []netip.Prefix {
+	const path = "trusted_proxies"
+	if v == nil {
+		return nil
+	}
+	if v.kind != kindList {
+		c.typeProblem(path, `a list of CIDRs like ["10.0.0.0/8"]`, v)
+		return nil
+	}
+	var out []netip.Prefix
+	for i, item := range v.items {
+		p := indexPath(path, i)
+		s, ok := c.str(p, item)
+		if !ok {
+			continue
+		}
+		pfx, err := parseProxy(s)
+		if err != nil {
+			c.add(p, "%v", err)
+			continue
+		}
+		out = append(out, pfx)
+	}
+	return out
+}
+
+// buildAdmin checks admin_addr, admin_token and admin_token_file.
+func buildAdmin(c *checker, top *object, cfg *Config, listen, baseDir string) {
+	addr, addrOK := top.str("admin_addr", defaultAdminAddr)
+	var host string
+	if addrOK && addr != "" {
+		var err error
+		if host, err = checkListenAddr(addr); err != nil {
+			c.add("admin_addr", "%v", err)
+			addrOK = false
+		} else if sameListener(addr, listen) {
+			c.add("admin_addr", "conflicts with listen_addr %q", clip(listen))
+		}
+	}
+	cfg.AdminAddr = addr
+
+	tokenGiven := top.present("admin_token") || top.present("admin_token_file")
+	if tv := top.take("admin_token"); tv != nil {
+		if s, ok := c.str("admin_token", tv); ok {
+			if err := checkToken(s); err != nil {
+				c.add("admin_token", "%v", err)
+			}
+			cfg.AdminToken = s
+		}
+	}
+	if fv := top.take("admin_token_file"); fv != nil {
+		if top.present("admin_token") {
+			c.add("admin_token_file", "cannot be combined with admin_token; set only one")
+		} else if name, ok := c.str("admin_token_file", fv); ok {
+			tok, err := readTokenFile(name, baseDir)
+			if err == nil {
+				err = checkToken(tok)
+			}
+			if err != nil {
+				c.add("admin_token_file", "%v", err)
+			}
+			cfg.AdminToken = tok
+		}
+	}
+	if addrOK && addr != "" && !isLoopback(host) && !tokenGiven {
+		c.add("admin_addr", "admin listener on a non-loopback address requires admin_token or admin_token_file")
+	}
+}
+
+// sameListener reports whether two listen addresses would collide: the same
+// non-zero port on the same host, or on any host when either is a wildcard.
+func sameListener(a, b string) bool {
+	ha, pa, err1 := net.SplitHostPort(a)
+	hb, pb, err2 := net.SplitHostPort(b)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	na, _ := strconv.Atoi(pa)
+	nb, _ := strconv.Atoi(pb)
+	if na == 0 || na != nb {
+		return false
+	}
+	wild := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
+	return wild(ha) || wild(hb) || strings.EqualFold(ha, hb)
+}
+
+func checkToken(s string) error {
+	if s == "" {
+		return fmt.Errorf("admin token must not be empty")
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] == 0x7f {
+			return fmt.Errorf("admin token must not contain spaces or control characters")
+		}
+	}
+	return nil
+}
+
+// readTokenFile reads an admin token file (relative paths are relative to
+// baseDir) and trims surrounding whitespace.
+func readTokenFile(name, baseDir string) (string, error) {
+	if name == "" {
+		return "", fmt.Errorf("must not be empty")
+	}
+	if !filepath.IsAbs(name) && baseDir != "" {
+		name = filepath.Join(baseDir, name)
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		return "", fmt.Errorf("cannot read token: %w", err)
+	}
+	defer f.Close()
+	// Bounded read: a token is short, and the path might be a device or a
+	// huge file by mistake.
+	data, err := io.ReadAll(io.LimitReader(f, maxAdminTokenFileSize+1))
+	if err != nil {
+		return "", fmt.Errorf("cannot read token from %s: %w", name, err)
+	}
+	if len(data) > maxAdminTokenFileSize {
+		return "", fmt.Errorf("%s is larger than %d bytes; is it the right file?", name, maxAdminTokenFileSize)
+	}
+	tok := string(bytes.TrimSpace(data))
+	if tok == "" {
+		return "", fmt.Errorf("%s is empty", name)
+	}
+	return tok, nil
+}

@@ -1,0 +1,498 @@
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// This file turns JSON or YAML bytes into a small, ordered, format-neutral
+// tree (value). The schema walker in schema.go then checks that tree against
+// the schema and collects every problem at once. Decoding into a generic tree
+// instead of Go structs is what lets the loader report all unknown keys and
+// type errors together, with their paths, and detect duplicate keys (which
+// encoding/json would silently accept, keeping the last one).
+
+// kind is the JSON-ish type of a tree node.
+type kind uint8
+
+const (
+	kindNull kind = iota
+	kindBool
+	kindNumber
+	kindString
+	kindList
+	kindObject
+)
+
+func (k kind) String() string {
+	switch k {
+	case kindNull:
+		return "null"
+	case kindBool:
+		return "boolean"
+	case kindNumber:
+		return "number"
+	case kindString:
+		return "string"
+	case kindList:
+		return "list"
+	case kindObject:
+		return "object"
+	}
+	return "unknown"
+}
+
+// value is one node of a decoded document. Objects keep their keys in
+// document order so that problems are reported deterministically.
+type value struct {
+	kind  kind
+	b     bool     // kindBool
+	s     string   // kindString: the string; kindNumber: literal accepted by strconv.ParseFloat
+	items []*value // kindList
+	keys  []string // kindObject, parallel to vals
+	vals  []*value // kindObject
+}
+
+func strValue(s string) *value    { return &value{kind: kindString, s: s} }
+func numValue(s string) *value    { return &value{kind: kindNumber, s: s} }
+func objValue() *value            { return &value{kind: kindObject} }
+func listValue(v []*value) *value { return &value{kind: kindList, items: v} }
+
+// lookup returns the value stored under key, or nil.
+func (v *value) lookup(key string) *value {
+	if v == nil || v.kind != kindObject {
+		return nil
+	}
+	for i, k := range v.keys {
+		if k == key {
+			return v.vals[i]
+		}
+	}
+	return nil
+}
+
+// set replaces the value under key, or appends it.
+func (v *value) set(key string, val *value) {
+	for i, k := range v.keys {
+		if k == key {
+			v.vals[i] = val
+			return
+		}
+	}
+	v.keys = append(v.keys, key)
+	v.vals = append(v.vals, val)
+}
+
+// describe renders a value for an error message: scalars with their value,
+// containers by type only.
+func (v *value) describe() string {
+	switch v.kind {
+	case kindString:
+		return "string " + strconv.Quote(clip(v.s))
+	case kindNumber:
+		return "number " + clip(v.s)
+	case kindBool:
+		return "boolean " + strconv.FormatBool(v.b)
+	}
+	return v.kind.String()
+}
+
+// clip shortens s for inclusion in a message, so that a hostile or binary
+// value cannot produce a megabyte-long error line.
+func clip(s string) string {
+	const max = 64
+	if len(s) <= max {
+		return s
+	}
+	return s[:max] + "..."
+}
+
+// childPath returns the path of key inside the object at parent. Keys that
+// are not plain identifiers (for example header names containing dots) are
+// quoted: health_check.headers["X.Y"].
+func childPath(parent, key string) string {
+	plain := key != ""
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		if !(c == '_' || c == '-' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			plain = false
+			break
+		}
+	}
+	if !plain {
+		return parent + "[" + strconv.Quote(clip(key)) + "]"
+	}
+	if parent == "" {
+		return key
+	}
+	return parent + "." + key
+}
+
+func indexPath(parent string, i int) string {
+	return parent + "[" + strconv.Itoa(i) + "]"
+}
+
+// decodeJSON parses exactly one JSON value from data. Duplicate keys are
+// added to c as problems; syntax errors are returned as an error that says
+// where (line and column) the parser stopped.
+func decodeJSON(data []byte, c *checker) (*value, error) {
+	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")) // UTF-8 byte order mark
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	p := jsonParser{dec: dec, c: c, data: data}
+	root, err := p.parse("", 0)
+	if err != nil {
+		return nil, jsonError(data, dec.InputOffset(), err)
+	}
+	// Exactly one top-level value: anything but whitespace after it is an error.
+	end := dec.InputOffset()
+	if end >= 0 && end <= int64(len(data)) {
+		rest := data[end:]
+		if trimmed := bytes.TrimLeft(rest, " \t\r\n"); len(trimmed) > 0 {
+			off := end + int64(len(rest)-len(trimmed))
+			return nil, jsonError(data, off, errors.New("unexpected data after the top-level value"))
+		}
+	}
+	return root, nil
+}
+
+type jsonParser struct {
+	dec  *json.Decoder
+	c    *checker
+	data []byte
+}
+
+// line returns the 1-based line of byte offset off.
+func (p *jsonParser) line(off int64) int {
+	off = min(max(off, 0), int64(len(p.data)))
+	return 1 + bytes.Count(p.data[:off], []byte("\n"))
+}
+
+// maxDepth bounds nesting in both formats; the schema is at most four levels
+// deep, so this only stops pathological input.
+const maxDepth = 100
+
+func (p *jsonParser) parse(path string, depth int) (*value, error) {
+	if depth > maxDepth {
+		return nil, fmt.Errorf("nesting deeper than %d levels", maxDepth)
+	}
+	tok, err := p.dec.Token()
+	if err != nil {
+		return nil, err
+	}
+	switch t := tok.(type) {
+	case json.Delim:
+		switch t {
+		case '{':
+			obj := objValue()
+			seen := make(map[string]bool)
+			for p.dec.More() {
+				ktok, err := p.dec.Token()
+				if err != nil {
+					return nil, err
+				}
+				key, ok := ktok.(string)
+				if !ok { // encoding/json reports this itself; be defensive.
+					return nil, errors.New("object key is not a string")
+				}
+				kp := childPath(path, key)
+				keyEnd := p.dec.InputOffset()
+				v, err := p.parse(kp, depth+1)
+				if err != nil {
+					return nil, err
+				}
+				if seen[key] {
+					p.c.add(kp, "duplicate key (line %d)", p.line(keyEnd))
+					continue
+				}
+				seen[key] = true
+				obj.keys = append(obj.keys, key)
+				obj.vals = append(obj.vals, v)
+			}
+			if _, err := p.dec.Token(); err != nil { // '}'
+				return nil, err
+			}
+			return obj, nil
+		case '[':
+			list := listValue(nil)
+			for p.dec.More() {
+				v, err := p.parse(indexPath(path, len(list.items)), depth+1)
+				if err != nil {
+					return nil, err
+				}
+				list.items = append(list.items, v)
+			}
+			if _, err := p.dec.Token(); err != nil { // ']'
+				return nil, err
+			}
+			return list, nil
+		}
+		return nil, fmt.Errorf("unexpected %q", rune(t))
+	case string:
+		return strValue(t), nil
+	case json.Number:
+		return numValue(t.String()), nil
+	case bool:
+		return &value{kind: kindBool, b: t}, nil
+	case nil:
+		return &value{kind: kindNull}, nil
+	}
+	return nil, fmt.Errorf("unexpected token %v", tok)
+}
+
+// jsonError adds "line L, column C" to a JSON decoding error. The position is
+// computed from the byte offset the decoder reports; columns count bytes.
+func jsonError(data []byte, off int64, err error) error {
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		off = se.Offset
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		err = fmt.Errorf("unexpected end of input: %w", io.ErrUnexpectedEOF)
+		off = int64(len(data))
+	}
+	if off < 0 {
+		off = 0
+	}
+	if off > int64(len(data)) {
+		off = int64(len(data))
+	}
+	line := 1 + bytes.Count(data[:off], []byte("\n"))
+	col := int(off) - bytes.LastIndexByte(data[:off], '\n')
+	return fmt.Errorf("line %d, column %d: %w", line, col, err)
+}
+
+// maxYAMLNodes bounds the size of the tree built from a YAML document,
+// counting every expansion of an alias. It defeats "billion laughs" documents
+// (nested aliases that expand exponentially) while leaving plenty of room for
+// real configurations: a pool of 1,000 backends needs about 5,000 nodes.
+const maxYAMLNodes = 200_000
+
+// decodeYAML parses a single YAML document. Aliases and merge keys ("<<") are
+// expanded; duplicate keys, non-scalar keys and unsupported tags are added to
+// c as problems. An empty document decodes as an empty object.
+func decodeYAML(data []byte, c *checker) (root *value, err error) {
+	// yaml.v3 is known to panic on some malformed inputs (for example its
+	// "unexpected tail comment event" internal error). The loader must never
+	// crash the process on a bad file, so convert any panic into an error.
+	defer func() {
+		if r := recover(); r != nil {
+			root, err = nil, fmt.Errorf("yaml: malformed document (parser failure: %v)", r)
+		}
+	}()
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if err == io.EOF {
+			return objValue(), nil // empty file, or only comments
+		}
+		return nil, err
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err != io.EOF {
+		if err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("yaml: line %d: only one document is allowed (found a second one)", extra.Line)
+	}
+	y := yamlConv{c: c, active: make(map[*yaml.Node]bool)}
+	n := &doc
+	if n.Kind == yaml.DocumentNode {
+		if len(n.Content) == 0 {
+			return objValue(), nil
+		}
+		n = n.Content[0]
+	}
+	v, err := y.conv(n, "", 0)
+	if err != nil {
+		return nil, err
+	}
+	if v.kind == kindNull {
+		return objValue(), nil // "---" alone, or "~"
+	}
+	return v, nil
+}
+
+type yamlConv struct {
+	c      *checker
+	nodes  int
+	active map[*yaml.Node]bool // alias targets being expanded (cycle check)
+}
+
+func (y *yamlConv) conv(n *yaml.Node, path string, depth int) (*value, error) {
+	if n == nil {
+		return &value{kind: kindNull}, nil
+	}
+	if depth > maxDepth {
+		return nil, fmt.Errorf("yaml: line %d: nesting deeper than %d levels", n.Line, maxDepth)
+	}
+	y.nodes++
+	if y.nodes > maxYAMLNodes {
+		return nil, fmt.Errorf("yaml: document too large (more than %d nodes after expanding aliases)", maxYAMLNodes)
+	}
+	switch n.Kind {
+	case yaml.AliasNode:
+		if n.Alias == nil {
+			return nil, fmt.Errorf("yaml: line %d: unknown anchor %q", n.Line, n.Value)
+		}
+		if y.active[n.Alias] {
+			return nil, fmt.Errorf("yaml: line %d: anchor %q refers to itself", n.Line, n.Value)
+		}
+		y.active[n.Alias] = true
+		v, err := y.conv(n.Alias, path, depth+1)
+		delete(y.active, n.Alias)
+		return v, err
+	case yaml.SequenceNode:
+		list := listValue(make([]*value, 0, len(n.Content)))
+		for i, item := range n.Content {
+			v, err := y.conv(item, indexPath(path, i), depth+1)
+			if err != nil {
+				return nil, err
+			}
+			list.items = append(list.items, v)
+		}
+		return list, nil
+	case yaml.MappingNode:
+		return y.mapping(n, path, depth)
+	case yaml.ScalarNode:
+		return y.scalar(n, path), nil
+	case yaml.DocumentNode:
+		return nil, fmt.Errorf("yaml: line %d: unexpected nested document", n.Line)
+	}
+	return nil, fmt.Errorf("yaml: line %d: unsupported node", n.Line)
+}
+
+func (y *yamlConv) mapping(n *yaml.Node, path string, depth int) (*value, error) {
+	obj := objValue()
+	seen := make(map[string]bool)
+	var merges []*yaml.Node
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		kn, vn := n.Content[i], n.Content[i+1]
+		if kn.Kind == yaml.ScalarNode && kn.ShortTag() == "!!merge" {
+			merges = append(merges, vn)
+			continue
+		}
+		if kn.Kind != yaml.ScalarNode {
+			y.c.add(path, "line %d: mapping keys must be plain strings", kn.Line)
+			continue
+		}
+		key := kn.Value
+		kp := childPath(path, key)
+		v, err := y.conv(vn, kp, depth+1)
+		if err != nil {
+			return nil, err
+		}
+		if seen[key] {
+			y.c.add(kp, "duplicate key (line %d)", kn.Line)
+			continue
+		}
+		seen[key] = true
+		obj.keys = append(obj.keys, key)
+		obj.vals = append(obj.vals, v)
+	}
+	// Merge keys: explicit keys win over merged ones, and among several merged
+	// mappings ("<<: [*a, *b]") the first one wins, as the YAML merge spec says.
+	for _, m := range merges {
+		srcs := []*yaml.Node{m}
+		if m.Kind == yaml.SequenceNode {
+			srcs = m.Content
+		}
+		for _, src := range srcs {
+			mv, err := y.conv(src, path, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			if mv.kind != kindObject {
+				y.c.add(path, "line %d: the value of a merge key (<<) must be a mapping or a list of mappings", src.Line)
+				continue
+			}
+			for i, k := range mv.keys {
+				if !seen[k] {
+					seen[k] = true
+					obj.keys = append(obj.keys, k)
+					obj.vals = append(obj.vals, mv.vals[i])
+				}
+			}
+		}
+	}
+	return obj, nil
+}
+
+func (y *yamlConv) scalar(n *yaml.Node, path string) *value {
+	switch tag := n.ShortTag(); tag {
+	case "!!str", "!!timestamp":
+		// Timestamps stay strings: no key of the schema is a date, and this
+		// keeps "2024-01-01" from turning into something surprising.
+		return strValue(n.Value)
+	case "!!null":
+		return &value{kind: kindNull}
+	case "!!bool":
+		var b bool
+		if err := n.Decode(&b); err != nil {
+			y.c.add(path, "line %d: invalid boolean %q", n.Line, clip(n.Value))
+			return strValue(n.Value)
+		}
+		return &value{kind: kindBool, b: b}
+	case "!!int":
+		var i any
+		if err := n.Decode(&i); err == nil {
+			switch i := i.(type) {
+			case int:
+				return numValue(strconv.Itoa(i))
+			case int64:
+				return numValue(strconv.FormatInt(i, 10))
+			case uint64:
+				return numValue(strconv.FormatUint(i, 10))
+			case float64:
+				return numValue(strconv.FormatFloat(i, 'g', -1, 64))
+			}
+		}
+		y.c.add(path, "line %d: invalid or out-of-range integer %q", n.Line, clip(n.Value))
+		return strValue(n.Value)
+	case "!!float":
+		var f float64
+		if err := n.Decode(&f); err != nil {
+			y.c.add(path, "line %d: invalid number %q", n.Line, clip(n.Value))
+			return strValue(n.Value)
+		}
+		// NaN and ±Inf are kept; the schema rejects them where a number is needed.
+		return numValue(strconv.FormatFloat(f, 'g', -1, 64))
+	default:
+		y.c.add(path, "line %d: unsupported YAML tag %q", n.Line, clip(tag))
+		return strValue(n.Value)
+	}
+}
+
+// number parses a number literal from the tree. It returns false for NaN,
+// infinities and literals out of the float64 range.
+func number(lit string) (float64, bool) {
+	f, err := strconv.ParseFloat(lit, 64)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		return 0, false
+	}
+	return f, true
+}
+
+// integer parses a number literal that must be a whole number. Literals such
+// as "3.0" or "1e3" are accepted when they denote an integer exactly.
+func integer(lit string) (int64, bool) {
+	if i, err := strconv.ParseInt(lit, 10, 64); err == nil {
+		return i, true
+	}
+	if strings.ContainsAny(lit, ".eE") {
+		f, ok := number(lit)
+		// 2^53: beyond it float64 cannot represent every integer exactly.
+		if ok && f == math.Trunc(f) && math.Abs(f) <= 1<<53 {
+			return int64(f), true
+		}
+	}
+	return 0, false
+}
