@@ -205,6 +205,7 @@ func (p *Pool) applyLocked(cfg *config.Pool, idleTimeout time.Duration) {
 	// Removed backends: drained. Idle connections close now; in-flight
 	// requests finish on their own connection, which is closed on return.
 	for key, m := range old {
+		m.State.SetObserver(nil, 0)
 		m.Conns.Close()
 		if p.opt.Metrics != nil {
 			p.opt.Metrics.Forget(m.cfg.Host)
@@ -225,11 +226,22 @@ func (p *Pool) rebuildLocked() {
 		b.EffectiveWeight = slowStartWeight(b.Weight, cfg.SlowStart, now.Sub(m.State.UpSince()))
 		nb := &b
 		m.Backend = nb
-		members[i] = m
+		// Publish a copy: m is rewritten by later rebuilds and reloads
+		// (under p.mu) while requests read published snapshots without
+		// a lock, so a snapshot must not share it (data race, and a
+		// request would see its snapshot change under it).
+		pub := *m
+		members[i] = &pub
 		all = append(all, nb)
 		if m.State.Usable(now) {
 			usable = append(usable, nb)
 		}
+	}
+	// A load-aware picker (least_*) installs itself as each State's observer;
+	// clear the previous one so a strategy switch or a backend leaving the
+	// snapshot does not keep notifying a retired picker.
+	for _, m := range p.order {
+		m.State.SetObserver(nil, 0)
 	}
 	build, ok := balance.Lookup(cfg.Strategy)
 	if !ok {
