@@ -6,10 +6,11 @@ import (
 )
 
 // TimedConn wraps a connection with inactivity timeouts: while ReadTimeout
-// (WriteTimeout) is non-zero, each Read (Write) pushes the deadline forward,
-// so a long transfer that keeps moving never times out but a stalled one
-// does. Deadlines are only re-armed when a quarter of the timeout has passed,
-// which keeps the per-call cost to one clock read.
+// (WriteTimeout) is non-zero, each Read (Write) keeps the deadline at least
+// 15/16 of the timeout ahead, so a transfer that keeps moving never times out
+// but a stalled one does. The deadline is re-armed only when it has fallen
+// below that mark, so on a busy connection most calls cost one clock read and
+// no timer update.
 type TimedConn struct {
 	net.Conn
 	ReadTimeout  time.Duration
@@ -17,30 +18,69 @@ type TimedConn struct {
 	rdl, wdl     int64
 }
 
+// stale reports whether a deadline dl (unix nanos, 0 = none) is less than
+// 15/16 of timeout d ahead of now.
+func stale(dl, now int64, d time.Duration) bool {
+	return dl == 0 || dl-now < int64(d)-int64(d)/16
+}
+
 func (t *TimedConn) Read(b []byte) (int, error) {
 	if t.ReadTimeout > 0 {
-		now := time.Now().UnixNano()
-		if want := now + int64(t.ReadTimeout); want-t.rdl > int64(t.ReadTimeout)/4 {
-			t.Conn.SetReadDeadline(time.Unix(0, want))
-			t.rdl = want
-		}
+		t.armRead()
 	}
 	return t.Conn.Read(b)
 }
 
 func (t *TimedConn) Write(b []byte) (int, error) {
 	if t.WriteTimeout > 0 {
-		now := time.Now().UnixNano()
-		if want := now + int64(t.WriteTimeout); want-t.wdl > int64(t.WriteTimeout)/4 {
-			t.Conn.SetWriteDeadline(time.Unix(0, want))
-			t.wdl = want
-		}
+		t.armWrite()
 	}
 	return t.Conn.Write(b)
 }
 
+func (t *TimedConn) armRead() {
+	now := time.Now().UnixNano()
+	if stale(t.rdl, now, t.ReadTimeout) {
+		want := now + int64(t.ReadTimeout)
+		t.Conn.SetReadDeadline(time.Unix(0, want))
+		t.rdl = want
+	}
+}
+
+func (t *TimedConn) armWrite() {
+	now := time.Now().UnixNano()
+	if stale(t.wdl, now, t.WriteTimeout) {
+		want := now + int64(t.WriteTimeout)
+		t.Conn.SetWriteDeadline(time.Unix(0, want))
+		t.wdl = want
+	}
+}
+
+// ArmRead switches reads to an inactivity timeout of d (0 = none) and makes
+// sure the deadline is armed now, for waits that bypass Read (RawConn).
+func (t *TimedConn) ArmRead(d time.Duration) {
+	t.ReadTimeout = d
+	if d > 0 {
+		t.armRead()
+	} else if t.rdl != 0 {
+		t.rdl = 0
+		t.Conn.SetReadDeadline(time.Time{})
+	}
+}
+
+// ArmWrite switches writes to an inactivity timeout of d (0 = none).
+func (t *TimedConn) ArmWrite(d time.Duration) {
+	t.WriteTimeout = d
+	if d > 0 {
+		t.armWrite()
+	} else if t.wdl != 0 {
+		t.wdl = 0
+		t.Conn.SetWriteDeadline(time.Time{})
+	}
+}
+
 // SetReadDeadline sets an absolute read deadline (for phases such as reading
-// a head) and disables the inactivity timeout until ReadTimeout is set again.
+// a head) and disables the inactivity timeout until it is armed again.
 func (t *TimedConn) SetReadDeadline(d time.Time) error {
 	t.ReadTimeout = 0
 	if d.IsZero() {

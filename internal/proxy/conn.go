@@ -29,18 +29,18 @@ type clientConn struct {
 	peer  netip.AddrPort
 	state atomic.Int32
 
-	tc     h1.TimedConn
-	br     h1.Reader
-	bufp   *[]byte
-	req    h1.Request
-	resp   h1.Response
-	breq   balance.Request
-	out    []byte // outbound head buffer, reused
-	body   []byte // replay buffer for request bodies, reused
-	chunk  h1.ChunkedCopier
-	woke   bool
-	peekFn func(uintptr) bool
-	peekB  [1]byte
+	tc        h1.TimedConn
+	br        h1.Reader
+	bufp      *[]byte
+	req       h1.Request
+	resp      h1.Response
+	breq      balance.Request
+	out       []byte // outbound head buffer, reused
+	body      []byte // replay buffer for request bodies, reused
+	chunk     h1.ChunkedCopier
+	readFn    func(uintptr) bool
+	rn        int
+	rerr      error
 	keyBuf    []byte
 	cookieBuf []byte
 	appCookie []byte
@@ -53,36 +53,58 @@ func (c *clientConn) init() {
 	c.state.Store(stateIdle)
 	if tc, ok := c.nc.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
-		c.raw, _ = tc.SyscallConn()
+		if rawReadSupported {
+			c.raw, _ = tc.SyscallConn()
+		}
 	}
-	c.peekFn = c.peek
+	c.readFn = c.readIdle
 	c.tc.Conn = c.nc
 	c.br.Conn = &c.tc
 	c.req.Headers = make([]h1.Header, 0, 16)
 	c.resp.Headers = make([]h1.Header, 0, 16)
 }
 
-// peek is the RawConn.Read callback used to wait for a request without
-// holding a read buffer: it reports ready when data (or EOF/error) is there.
-func (c *clientConn) peek(fd uintptr) bool {
-	if c.woke {
+// readIdle is the RawConn.Read callback that reads the next request without
+// holding a buffer while the connection idles: the buffer is taken from the
+// pool only when the kernel has bytes for it, and given back on EAGAIN before
+// the goroutine parks. When data is already there this costs one read(2),
+// the same as a plain Read.
+func (c *clientConn) readIdle(fd uintptr) bool {
+	c.getBuf()
+	for {
+		n, err := rawRead(fd, c.br.Buf[c.br.W:])
+		if err == errAgain {
+			c.putBuf()
+			return false
+		}
+		if err == errIntr {
+			continue
+		}
+		c.rn, c.rerr = n, err
 		return true
 	}
-	if peekReady(fd, c.peekB[:]) {
-		return true
-	}
-	c.woke = true
-	return false
 }
 
-// waitReadable blocks until the client sends something, the deadline passes
-// or the connection is closed.
-func (c *clientConn) waitReadable() error {
+// waitAndRead blocks until the client sends bytes (read into the buffer),
+// closes, or the armed deadline passes.
+func (c *clientConn) waitAndRead() error {
 	if c.raw == nil {
-		return nil
+		c.getBuf()
+		_, err := c.br.Fill(len(c.br.Buf))
+		return err
 	}
-	c.woke = false
-	return c.raw.Read(c.peekFn)
+	c.rn, c.rerr = 0, nil
+	if err := c.raw.Read(c.readFn); err != nil {
+		return err
+	}
+	if c.rerr != nil {
+		return c.rerr
+	}
+	if c.rn <= 0 {
+		return io.EOF
+	}
+	c.br.W += c.rn
+	return nil
 }
 
 func (c *clientConn) getBuf() {
@@ -131,10 +153,8 @@ func (c *clientConn) serve() {
 			if c.srv.shutting.Load() {
 				return
 			}
-			if set.Limits.IdleTimeout > 0 {
-				c.tc.SetReadDeadline(time.Now().Add(set.Limits.IdleTimeout))
-			}
-			if err := c.waitReadable(); err != nil {
+			c.tc.ArmRead(set.Limits.IdleTimeout)
+			if err := c.waitAndRead(); err != nil {
 				return
 			}
 		}
@@ -142,9 +162,6 @@ func (c *clientConn) serve() {
 			return
 		}
 		c.getBuf()
-		if set.Limits.ReadHeaderTimeout > 0 {
-			c.tc.SetReadDeadline(time.Now().Add(set.Limits.ReadHeaderTimeout))
-		}
 		if err := c.readHead(set); err != nil {
 			var he *h1.Error
 			if errors.As(err, &he) {
@@ -166,6 +183,11 @@ func (c *clientConn) readHead(set *Settings) error {
 	if max <= 0 {
 		max = 64 << 10
 	}
+	// The head usually arrives whole with the first read, which the idle
+	// deadline covers (data is already there). Only a head that arrives in
+	// pieces gets the read_header_timeout deadline, armed at the first
+	// incomplete parse, so the common case sets no timer.
+	armed := false
 	for {
 		if c.br.W > c.br.R {
 			err := h1.ParseRequest(c.br.Buf[c.br.R:c.br.W], max, &c.req)
@@ -174,6 +196,12 @@ func (c *clientConn) readHead(set *Settings) error {
 			}
 			if err != h1.ErrNeedMore {
 				return err
+			}
+			if !armed {
+				armed = true
+				if set.Limits.ReadHeaderTimeout > 0 {
+					c.tc.SetReadDeadline(time.Now().Add(set.Limits.ReadHeaderTimeout))
+				}
 			}
 		}
 		if c.br.R > 0 && c.br.W == len(c.br.Buf) {

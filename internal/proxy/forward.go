@@ -44,7 +44,7 @@ type reqInfo struct {
 	expect     bool
 	path       string // only with access_log
 	host       string // only with access_log
-	stickyIdx  int // member index pinned by session persistence, -1 if none
+	stickyIdx  int    // member index pinned by session persistence, -1 if none
 	stickyRes  stickyResult
 	appCookie  []byte // app_cookie value seen in the request (aliases c.appCookie)
 }
@@ -114,7 +114,7 @@ func (c *clientConn) handle(set *Settings) (keep bool) {
 		if ri.expect && ri.minor == 1 {
 			c.tc.Write(continueResponse)
 		}
-		c.tc.ReadTimeout = set.Limits.ReadTimeout
+		c.tc.ArmRead(set.Limits.ReadTimeout)
 		c.body = c.body[:0]
 		if _, err := h1.CopyLength((*appendWriter)(&c.body), &c.br, ri.cl); err != nil {
 			c.srv.finish(c, nil, ri, 0, start, nil)
@@ -302,6 +302,7 @@ func (c *clientConn) attempt(set *Settings, cfg *config.Pool, p *pool.Pool, snap
 	}
 	t0 := time.Now()
 	uc.T.WriteTimeout = cfg.ResponseHeaderTimeout
+	uc.T.ReadTimeout = cfg.ResponseHeaderTimeout
 
 	// Framing towards the backend: always re-framed by fulcrum.
 	out := c.out
@@ -324,14 +325,16 @@ func (c *clientConn) attempt(set *Settings, cfg *config.Pool, p *pool.Pool, snap
 		c.backendError(mem, metrics.ErrTransport, err)
 		return failReset, err, 0, false
 	}
-	c.out = out[:0]
+	// Keep the request head in c.out (and any capacity grown): a retry on
+	// another backend must send the same head again.
+	c.out = out[:len(c.out)]
 	// Stream a body that was not buffered.
 	if bodyLen < 0 && (ri.chunked || ri.cl > 0) {
 		*bodyStarted = true
 		if ri.expect && ri.minor == 1 {
 			c.tc.Write(continueResponse)
 		}
-		c.tc.ReadTimeout = set.Limits.ReadTimeout
+		c.tc.ArmRead(set.Limits.ReadTimeout)
 		var berr error
 		if ri.chunked {
 			c.chunk = h1.ChunkedCopier{Reencode: true, Limit: set.Limits.MaxBodyBytes, MaxLine: 4096}
@@ -363,7 +366,8 @@ func (c *clientConn) attempt(set *Settings, cfg *config.Pool, p *pool.Pool, snap
 	}
 
 	// Response head, skipping (and relaying) interim 1xx responses.
-	uc.T.SetReadDeadline(time.Now().Add(cfg.ResponseHeaderTimeout))
+	// The response head must start within response_header_timeout; uc.T
+	// reads keep the deadline armed (inactivity), without a timer update per request.
 	resp := &c.resp
 	for {
 		if err := readResponseHead(uc, resp); err != nil {
@@ -388,9 +392,10 @@ func (c *clientConn) attempt(set *Settings, cfg *config.Pool, p *pool.Pool, snap
 		}
 		if resp.Status >= 100 && resp.Status < 200 {
 			// Relay 1xx (e.g. 103 Early Hints) to HTTP/1.1 clients; drop 100 (already handled).
-			if resp.Status != 100 && ri.minor == 1 {
-				c.out = appendResponseHead(c.out[:0], resp, -2, false, nil)
-				c.tc.Write(c.out)
+			// An unsolicited 101 is not relayed. A fresh buffer keeps c.out's
+			// request head intact for a retry (1xx responses are rare).
+			if resp.Status != 100 && resp.Status != 101 && ri.minor == 1 {
+				c.tc.Write(appendResponseHead(nil, resp, -2, false, nil))
 			}
 			uc.R.Discard(resp.HeadLen)
 			continue
@@ -477,7 +482,6 @@ func (c *clientConn) relayResponse(set *Settings, snap *pool.Snapshot, mem *pool
 	c.out = appendResponseHead(c.out[:0], resp, frame, !keep, cookie)
 	uc.R.Discard(resp.HeadLen)
 	c.tc.WriteTimeout = set.Limits.WriteTimeout
-	uc.T.ReadTimeout = snap.Cfg.ResponseHeaderTimeout
 
 	var err error
 	upKeep := !resp.Close
@@ -540,10 +544,10 @@ func (c *clientConn) relayResponse(set *Settings, snap *pool.Snapshot, mem *pool
 func (c *clientConn) tunnel(uc *upstream.Conn, resp *h1.Response, set *Settings) {
 	c.out = appendResponseHead(c.out[:0], resp, -2, false, nil)
 	uc.R.Discard(resp.HeadLen)
-	c.tc.SetReadDeadline(time.Time{})
-	c.tc.SetWriteDeadline(time.Time{})
-	uc.T.SetReadDeadline(time.Time{})
-	uc.T.SetWriteDeadline(time.Time{})
+	c.tc.ArmRead(0)
+	c.tc.ArmWrite(0)
+	uc.T.ArmRead(0)
+	uc.T.ArmWrite(0)
 	if _, err := c.tc.Write(c.out); err != nil {
 		uc.Close()
 		return
@@ -565,13 +569,19 @@ func (c *clientConn) tunnel(uc *upstream.Conn, resp *h1.Response, set *Settings)
 	io.Copy(c.nc, uc.T.Conn)
 	closeWrite(c.nc)
 	// Give the other direction a moment to finish, then tear down both.
+	// The other direction sends on done exactly once: wait for it again only
+	// if the select did not already receive it (else the tunnel never ends).
+	finished := false
 	select {
 	case <-done:
+		finished = true
 	case <-time.After(5 * time.Second):
 	}
 	uc.Close()
 	c.nc.Close()
-	<-done
+	if !finished {
+		<-done
+	}
 }
 
 type closeWriter interface{ CloseWrite() error }

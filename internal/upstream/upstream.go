@@ -91,7 +91,7 @@ func (p *Pool) Get(ctx context.Context) (*Conn, error) {
 				c.T.Conn.Close()
 				continue
 			}
-			if age > int64(probeAfter) && !c.alive() {
+			if age > int64(probeAfter) && !c.aliveAfterIdle() {
 				c.T.Conn.Close()
 				continue
 			}
@@ -127,25 +127,12 @@ func (p *Pool) dial(ctx context.Context) (*Conn, error) {
 	return c, nil
 }
 
-// alive peeks at the socket without blocking: a readable EOF or unexpected
-// bytes mean the connection cannot be reused.
-func (c *Conn) alive() bool {
-	if c.raw == nil {
-		return true
-	}
-	var buf [1]byte
-	ok := true
-	err := c.raw.Read(func(fd uintptr) bool {
-		n, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		if err == syscall.EAGAIN || err == syscall.EWOULDBLOCK {
-			return true
-		}
-		if err != nil || n == 0 || n > 0 {
-			ok = false
-		}
-		return true
-	})
-	return err == nil && ok
+// aliveAfterIdle clears deadlines that may have expired while the
+// connection sat idle, then checks it.
+func (c *Conn) aliveAfterIdle() bool {
+	c.T.ArmRead(0)
+	c.T.ArmWrite(0)
+	return c.alive()
 }
 
 // Put returns a connection after a complete exchange. Broken connections,
@@ -156,8 +143,8 @@ func (p *Pool) Put(c *Conn) {
 		return
 	}
 	c.R.R, c.R.W = 0, 0
-	c.T.SetReadDeadline(time.Time{})
-	c.T.SetWriteDeadline(time.Time{})
+	// Deadlines stay armed while idle (re-armed lazily on next use); clearing
+	// them would cost two timer updates per request.
 	c.idleAt = time.Now().UnixNano()
 	n := uint32(MaxIdle)
 	top := p.top.Load()
@@ -206,6 +193,11 @@ func (p *Pool) Close() {
 	p.closed.Store(true)
 	p.drain()
 }
+
+// CloseIdle closes the idle connections; unlike Close, the pool stays usable.
+// The pool calls it when a backend's health changes: connections kept from
+// before a backend went down are likely dead.
+func (p *Pool) CloseIdle() { p.drain() }
 
 func (p *Pool) drain() {
 	for i := range p.slots {

@@ -1,0 +1,26 @@
+//go:build unix
+
+package proxy
+
+import "syscall"
+
+// rawReadSupported says whether idle connections can wait without a buffer.
+const rawReadSupported = true
+
+var (
+	errAgain error = syscall.EAGAIN
+	errIntr  error = syscall.EINTR
+)
+
+// rawRead is read(2) on a non-blocking socket; errors are returned as
+// syscall.Errno values so the caller can compare them with errAgain.
+func rawRead(fd uintptr, b []byte) (int, error) {
+	n, err := syscall.Read(int(fd), b)
+	if err != nil {
+		if err == syscall.EWOULDBLOCK {
+			err = errAgain
+		}
+		return 0, err
+	}
+	return n, nil
+}

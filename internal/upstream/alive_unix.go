@@ -1,0 +1,27 @@
+//go:build unix
+
+package upstream
+
+import "syscall"
+
+// alive peeks at the socket without blocking: a readable EOF or unexpected
+// bytes mean the connection cannot be reused.
+func (c *Conn) alive() bool {
+	if c.raw == nil {
+		return true
+	}
+	var buf [1]byte
+	ok := true
+	err := c.raw.Read(func(fd uintptr) bool {
+		n, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		if err == syscall.EAGAIN || err == syscall.EWOULDBLOCK {
+			return true
+		}
+		if err != nil || n == 0 || n > 0 {
+			ok = false
+		}
+		return true
+	})
+	return err == nil && ok
+}
+
