@@ -24,4 +24,3 @@ func (c *Conn) alive() bool {
 	})
 	return err == nil && ok
 }
-
