@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -29,24 +30,68 @@ type clientConn struct {
 	peer  netip.AddrPort
 	state atomic.Int32
 
-	tc        h1.TimedConn
-	br        h1.Reader
-	bufp      *[]byte
+	tc     h1.TimedConn
+	br     h1.Reader
+	bufp   *[]byte
+	readFn func(uintptr) bool
+	rn     int
+	rerr   error
+	// served counts requests on this connection.
+	served int
+
+	// *scratch holds the per-request working state. It is taken from a pool
+	// when a request arrives and given back when the connection goes idle,
+	// so an idle connection costs only the fields above.
+	*scratch
+}
+
+// scratch is the working state of one request; its fields are promoted into
+// clientConn and valid only while a request is being handled.
+type scratch struct {
 	req       h1.Request
 	resp      h1.Response
 	breq      balance.Request
 	out       []byte // outbound head buffer, reused
 	body      []byte // replay buffer for request bodies, reused
 	chunk     h1.ChunkedCopier
-	readFn    func(uintptr) bool
-	rn        int
-	rerr      error
 	keyBuf    []byte
 	cookieBuf []byte
 	appCookie []byte
-	scratch   [32]byte
-	// served counts requests on this connection.
-	served int
+	num       [32]byte
+}
+
+var scratchPool = sync.Pool{New: func() any {
+	return &scratch{
+		req:  h1.Request{Headers: make([]h1.Header, 0, 16)},
+		resp: h1.Response{Headers: make([]h1.Header, 0, 16)},
+		out:  make([]byte, 0, 512),
+	}
+}}
+
+// maxPooledBody bounds replay buffers kept in the pool.
+const maxPooledBody = 1 << 20
+
+func (c *clientConn) getScratch() {
+	if c.scratch == nil {
+		c.scratch = scratchPool.Get().(*scratch)
+	}
+}
+
+func (c *clientConn) putScratch() {
+	s := c.scratch
+	if s == nil {
+		return
+	}
+	c.scratch = nil
+	s.req.Reset()
+	s.resp.Reset()
+	s.breq = balance.Request{}
+	s.out = s.out[:0]
+	if cap(s.body) > maxPooledBody {
+		s.body = nil
+	}
+	s.body = s.body[:0]
+	scratchPool.Put(s)
 }
 
 func (c *clientConn) init() {
@@ -60,8 +105,6 @@ func (c *clientConn) init() {
 	c.readFn = c.readIdle
 	c.tc.Conn = c.nc
 	c.br.Conn = &c.tc
-	c.req.Headers = make([]h1.Header, 0, 16)
-	c.resp.Headers = make([]h1.Header, 0, 16)
 }
 
 // readIdle is the RawConn.Read callback that reads the next request without
@@ -130,38 +173,49 @@ func (c *clientConn) putBuf() {
 func (c *clientConn) close() {
 	c.state.Store(stateClosed)
 	c.nc.Close()
+	c.br.R, c.br.W = 0, 0
 	c.putBuf()
+	c.putScratch()
 	c.srv.removeConn(c)
 }
 
+// serve is the body of a connection goroutine. It waits for a request
+// (holding no buffer), then handles requests while bytes are buffered. When
+// the connection goes idle again it hands the wait to a fresh goroutine and
+// exits: a fresh goroutine has a minimal stack, so an idle connection does not
+// keep the stack that handling a request grew. This costs one goroutine start
+// per request, well under a microsecond.
 func (c *clientConn) serve() {
+	handedOff := false
 	defer func() {
 		if v := recover(); v != nil {
 			c.srv.recovered(c, v)
-			if c.state.Load() == stateActive && c.served >= 0 {
+			if c.state.Load() == stateActive {
 				c.nc.SetWriteDeadline(time.Now().Add(time.Second))
 				c.nc.Write(internalErrorResponse)
 			}
+			handedOff = false
 		}
-		c.close()
+		if !handedOff {
+			c.close()
+		}
 	}()
-	for {
-		set := c.srv.settings.Load()
-		if c.br.R == c.br.W {
-			// Idle between requests: hold no buffer.
-			c.putBuf()
-			if c.srv.shutting.Load() {
-				return
-			}
-			c.tc.ArmRead(set.Limits.IdleTimeout)
-			if err := c.waitAndRead(); err != nil {
-				return
-			}
+	set := c.srv.settings.Load()
+	if c.br.R == c.br.W {
+		if c.srv.shutting.Load() {
+			return
 		}
+		c.tc.ArmRead(set.Limits.IdleTimeout)
+		if err := c.waitAndRead(); err != nil {
+			return
+		}
+	}
+	for {
 		if !c.state.CompareAndSwap(stateIdle, stateActive) {
 			return
 		}
 		c.getBuf()
+		c.getScratch()
 		if err := c.readHead(set); err != nil {
 			var he *h1.Error
 			if errors.As(err, &he) {
@@ -172,6 +226,15 @@ func (c *clientConn) serve() {
 		c.served++
 		keep := c.handle(set)
 		if !keep || !c.state.CompareAndSwap(stateActive, stateIdle) {
+			return
+		}
+		set = c.srv.settings.Load()
+		if c.br.R == c.br.W {
+			// Idle: give back the buffers and wait in a fresh goroutine.
+			c.putBuf()
+			c.putScratch()
+			handedOff = true
+			go c.serve()
 			return
 		}
 	}

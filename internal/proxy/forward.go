@@ -506,7 +506,7 @@ func (c *clientConn) relayResponse(set *Settings, snap *pool.Snapshot, mem *pool
 				c.chunk = h1.ChunkedCopier{Reencode: true, MaxLine: 4096}
 				_, err = c.chunk.Copy(&c.tc, &uc.R)
 			} else {
-				_, err = h1.CopyUntilEOF(&c.tc, &uc.R, true, c.scratch[:])
+				_, err = h1.CopyUntilEOF(&c.tc, &uc.R, true, c.num[:])
 				upKeep = false
 			}
 		}
@@ -516,7 +516,7 @@ func (c *clientConn) relayResponse(set *Settings, snap *pool.Snapshot, mem *pool
 				c.chunk = h1.ChunkedCopier{Reencode: false, MaxLine: 4096}
 				_, err = c.chunk.Copy(&c.tc, &uc.R)
 			} else {
-				_, err = h1.CopyUntilEOF(&c.tc, &uc.R, false, c.scratch[:])
+				_, err = h1.CopyUntilEOF(&c.tc, &uc.R, false, c.num[:])
 				upKeep = false
 			}
 		}
