@@ -404,6 +404,7 @@ func buildSticky(c *checker, v *value) *Sticky {
 		if ok && s.SameSite == "none" && s.Secure == "false" {
 			c.add(o.at("same_site"), `"none" requires secure cookies (browsers reject SameSite=None without Secure); set secure to "auto" or "true"`)
 		}
+		s.Secret, _ = o.str("secret", "")
 		o.notAllowed("max_entries", `only applies to sticky type "app_cookie"`)
 	case "app_cookie":
 		if !o.present("cookie_name") {
@@ -412,17 +413,17 @@ func buildSticky(c *checker, v *value) *Sticky {
 		cookieName("")
 		s.TTL, _ = o.duration("ttl", time.Hour, true)
 		s.MaxEntries, _ = o.integer("max_entries", 100000, 1, noMax)
-		for _, k := range []string{"secure", "http_only", "same_site"} {
+		for _, k := range []string{"secure", "http_only", "same_site", "secret"} {
 			o.notAllowed(k, `only applies to sticky type "cookie" (the application sets its own cookie)`)
 		}
 	case "source_ip":
-		for _, k := range []string{"cookie_name", "ttl", "secure", "http_only", "same_site", "max_entries"} {
+		for _, k := range []string{"cookie_name", "ttl", "secure", "http_only", "same_site", "max_entries", "secret"} {
 			o.notAllowed(k, `unknown key for sticky type "source_ip" (it takes no other keys)`)
 		}
 	default:
 		// Type missing or invalid (already reported): accept the other keys
 		// silently rather than piling up follow-on problems.
-		for _, k := range []string{"cookie_name", "ttl", "secure", "http_only", "same_site", "max_entries"} {
+		for _, k := range []string{"cookie_name", "ttl", "secure", "http_only", "same_site", "max_entries", "secret"} {
 			o.take(k)
 		}
 	}

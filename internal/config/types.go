@@ -128,6 +128,8 @@ type Sticky struct {
 	SameSite   string // "lax", "strict", "none", ""
 	// MaxEntries bounds the app_cookie table.
 	MaxEntries int
+	// Secret keys the hash that names a backend in the cookie ("" = unkeyed).
+	Secret string
 }
 
 // HashKeyKind says where an affinity or rate-limit key comes from.

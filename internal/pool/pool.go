@@ -6,7 +6,10 @@ package pool
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/binary"
 	"log/slog"
 	"net/url"
 	"strings"
@@ -43,8 +46,10 @@ type Snapshot struct {
 	// traffic is spread over all backends.
 	Panic bool
 	Cfg   *config.Pool
-	// ByStickyID maps a backend's sticky-cookie ID to its index in Members.
+	// ByStickyID maps a backend's sticky-cookie ID to its index in Members;
+	// StickyIDs is the reverse.
 	ByStickyID map[uint64]int
+	StickyIDs  []uint64
 	// SourceIP is a consistent-hash picker over the usable backends, built
 	// only for sticky type source_ip.
 	SourceIP balance.Picker
@@ -54,6 +59,18 @@ type Snapshot struct {
 // its key, so the cookie does not reveal the address, is the same on every
 // instance sharing the config and survives reloads.
 func StickyID(key string) uint64 { return balance.HashString("fulcrum-sticky\x00" + key) }
+
+// StickyIDKeyed is StickyID keyed with a secret (HMAC-SHA256, first 64
+// bits), so that nobody without the secret can map cookie values to guessed
+// backend addresses. An empty secret gives StickyID.
+func StickyIDKeyed(secret, key string) uint64 {
+	if secret == "" {
+		return StickyID(key)
+	}
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte(key))
+	return binary.BigEndian.Uint64(m.Sum(nil))
+}
 
 // Member returns the member a picked backend belongs to.
 func (s *Snapshot) Member(b *backend.Backend) *Member { return s.Members[b.Index] }
@@ -248,8 +265,15 @@ func (p *Pool) rebuildLocked() {
 		build, _ = balance.Lookup("round_robin")
 	}
 	snap := &Snapshot{Members: members, Usable: len(usable), Cfg: cfg, ByStickyID: make(map[uint64]int, len(members))}
+	secret := ""
+	if cfg.Sticky != nil {
+		secret = cfg.Sticky.Secret
+	}
+	snap.StickyIDs = make([]uint64, len(members))
 	for i, m := range members {
-		snap.ByStickyID[StickyID(m.Backend.Key)] = i
+		id := StickyIDKeyed(secret, m.Backend.Key)
+		snap.StickyIDs[i] = id
+		snap.ByStickyID[id] = i
 	}
 	if cfg.Sticky != nil && cfg.Sticky.Type == "source_ip" {
 		ipb, _ := balance.Lookup("ip_hash")
@@ -468,6 +492,12 @@ func (r *reporter) Transition(t *health.Target, up bool, reason string) {
 	defer p.mu.Unlock()
 	if up {
 		t.State.MarkUpSince(p.opt.Clock.Now())
+	}
+	// Idle connections from before the transition are likely dead (the
+	// backend went away); reusing one within upstream's probeAfter would
+	// count as a request failure and eject the backend that just recovered.
+	if m := p.members[t.Key]; m != nil {
+		m.Conns.CloseIdle()
 	}
 	p.rebuildLocked()
 }

@@ -42,10 +42,12 @@ type reqInfo struct {
 	chunked    bool
 	cl         int64
 	expect     bool
-	path       string // only with access_log
-	host       string // only with access_log
-	stickyIdx  int    // member index pinned by session persistence, -1 if none
+	path       string     // only with access_log
+	host       string     // only with access_log
+	client     netip.Addr // the client address (resolved behind trusted proxies), for the access log
+	stickyIdx  int        // member index pinned by session persistence, -1 if none
 	stickyRes  stickyResult
+	https      bool   // a trusted proxy reported X-Forwarded-Proto: https
 	appCookie  []byte // app_cookie value seen in the request (aliases c.appCookie)
 }
 
@@ -60,11 +62,14 @@ func (c *clientConn) handle(set *Settings) (keep bool) {
 	ri := reqInfo{
 		method: methodName(req.Method), minor: req.Minor, keepAlive: req.KeepAlive,
 		upgrade: req.Upgrade, chunked: req.Chunked, cl: req.ContentLength, expect: req.ExpectContinue,
-		stickyIdx: -1,
+		stickyIdx: -1, client: clientIP,
 	}
 	ri.isHead = ri.method == "HEAD"
 	ri.idempotent = ri.method == "GET" || ri.method == "HEAD" || ri.method == "OPTIONS" ||
 		h1.Get(req.Headers, "Idempotency-Key") != nil
+	if len(set.TrustedProxies) > 0 && c.peerTrusted(set) {
+		ri.https = h1.EqualFold(h1.Get(req.Headers, "X-Forwarded-Proto"), "https")
+	}
 	if set.AccessLog {
 		ri.path = string(req.Target)
 		ri.host = string(req.Host)
@@ -473,7 +478,7 @@ func (c *clientConn) relayResponse(set *Settings, snap *pool.Snapshot, mem *pool
 		if res == stickyHit && used != ri.stickyIdx {
 			res = stickyRepinned
 		}
-		cookie = st.setCookie(c.cookieBuf[:0], res, used, ri.stickyIdx, snap, resp, ri.appCookie)
+		cookie = st.setCookie(c.cookieBuf[:0], res, used, ri.stickyIdx, snap, resp, ri.appCookie, ri.https)
 		c.cookieBuf = cookie[:0]
 		if c.srv.metrics != nil {
 			c.srv.metrics.Sticky(stickyLabels[res])
@@ -616,7 +621,11 @@ func (s *Server) finish(c *clientConn, mem *pool.Member, ri reqInfo, status int,
 		if mem != nil {
 			be = mem.Backend.Host
 		}
-		s.log.Info("access", "client", c.peer.Addr().String(), "method", ri.method, "host", ri.host,
+		client := ri.client
+		if !client.IsValid() {
+			client = c.peer.Addr()
+		}
+		s.log.Info("access", "client", client.String(), "method", ri.method, "host", ri.host,
 			"path", ri.path, "status", status, "duration_ms", float64(d.Microseconds())/1000, "backend", be)
 	}
 }

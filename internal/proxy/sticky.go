@@ -115,22 +115,29 @@ func (s *sticky) lookup(c *clientConn, snap *pool.Snapshot, client netip.Addr) (
 
 // setCookie appends the Set-Cookie value pinning the client to mem, or returns
 // dst unchanged when no cookie is needed.
-func (s *sticky) setCookie(dst []byte, res stickyResult, used int, pinned int, snap *pool.Snapshot, resp *h1.Response, requestCookie []byte) []byte {
+//
+// httpsClient says the client connection is HTTPS: a trusted proxy in front
+// reported X-Forwarded-Proto: https (fulcrum has no TLS listener yet). With
+// secure "auto" the cookie is Secure then, and whenever SameSite=None, which
+// browsers accept only with Secure.
+func (s *sticky) setCookie(dst []byte, res stickyResult, used int, pinned int, snap *pool.Snapshot, resp *h1.Response, requestCookie []byte, httpsClient bool) []byte {
 	switch s.cfg.Type {
 	case "cookie":
 		if res == stickyHit && used == pinned {
 			return dst
 		}
-		id := pool.StickyID(snap.Members[used].Backend.Key)
+		id := stickyIDOf(snap, used)
 		dst = append(dst, s.cfg.CookieName...)
 		dst = append(dst, '=')
 		dst = appendHex16(dst, id)
 		dst = append(dst, "; Path=/"...)
 		if s.cfg.TTL > 0 {
 			dst = append(dst, "; Max-Age="...)
-			dst = strconv.AppendInt(dst, int64(s.cfg.TTL/time.Second), 10)
+			// Round up: a sub-second ttl must not become Max-Age=0, which
+			// tells the browser to delete the cookie at once (RFC 6265 5.2.2).
+			dst = strconv.AppendInt(dst, int64((s.cfg.TTL+time.Second-1)/time.Second), 10)
 		}
-		if s.cfg.Secure == "true" {
+		if s.cfg.Secure == "true" || (s.cfg.Secure == "auto" && (s.cfg.SameSite == "none" || httpsClient)) {
 			dst = append(dst, "; Secure"...)
 		}
 		if s.cfg.HTTPOnly {
@@ -146,7 +153,7 @@ func (s *sticky) setCookie(dst []byte, res stickyResult, used int, pinned int, s
 		}
 	case "app_cookie":
 		// Learn value -> backend from the backend's own Set-Cookie.
-		id := pool.StickyID(snap.Members[used].Backend.Key)
+		id := stickyIDOf(snap, used)
 		learned := false
 		for i := range resp.Headers {
 			h := &resp.Headers[i]
@@ -164,6 +171,14 @@ func (s *sticky) setCookie(dst []byte, res stickyResult, used int, pinned int, s
 		}
 	}
 	return dst
+}
+
+// stickyIDOf returns the sticky ID of member i.
+func stickyIDOf(snap *pool.Snapshot, i int) uint64 {
+	if i < len(snap.StickyIDs) {
+		return snap.StickyIDs[i]
+	}
+	return pool.StickyID(snap.Members[i].Backend.Key)
 }
 
 // setCookieValue returns the value in a Set-Cookie field if it names name.

@@ -28,10 +28,13 @@ const probeAfter = 500 * time.Millisecond
 // Conn is one connection to a backend.
 type Conn struct {
 	// T is the connection with inactivity timeouts; use it for all I/O.
-	T      h1.TimedConn
-	R      h1.Reader
-	raw    syscall.RawConn
-	idleAt int64
+	T   h1.TimedConn
+	R   h1.Reader
+	raw syscall.RawConn
+	// idleAt is when the connection went idle (unix nanos). Atomic: Reap
+	// reads it on connections it does not own, which Get and Put may be
+	// taking and returning meanwhile.
+	idleAt atomic.Int64
 	// Reused is set when the connection served an earlier request.
 	Reused bool
 	// Broken marks a connection that must not be returned to the pool.
@@ -86,7 +89,7 @@ func (p *Pool) Get(ctx context.Context) (*Conn, error) {
 			}
 			p.idle.Add(-1)
 			p.top.Store(i)
-			age := now - c.idleAt
+			age := now - c.idleAt.Load()
 			if p.opt.IdleTimeout > 0 && age > int64(p.opt.IdleTimeout) {
 				c.T.Conn.Close()
 				continue
@@ -145,7 +148,7 @@ func (p *Pool) Put(c *Conn) {
 	c.R.R, c.R.W = 0, 0
 	// Deadlines stay armed while idle (re-armed lazily on next use); clearing
 	// them would cost two timer updates per request.
-	c.idleAt = time.Now().UnixNano()
+	c.idleAt.Store(time.Now().UnixNano())
 	n := uint32(MaxIdle)
 	top := p.top.Load()
 	for k := uint32(0); k < n; k++ {
@@ -181,7 +184,7 @@ func (p *Pool) Reap(now time.Time) {
 	limit := now.UnixNano() - int64(p.opt.IdleTimeout)
 	for i := range p.slots {
 		c := p.slots[i].Load()
-		if c != nil && c.idleAt < limit && p.slots[i].CompareAndSwap(c, nil) {
+		if c != nil && c.idleAt.Load() < limit && p.slots[i].CompareAndSwap(c, nil) {
 			p.idle.Add(-1)
 			c.T.Conn.Close()
 		}

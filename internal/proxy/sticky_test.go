@@ -1,0 +1,635 @@
+package proxy
+
+// Unit tests of session persistence (sticky.go): cookie encoding, the
+// app_cookie LRU table, Set-Cookie parsing and the Set-Cookie fulcrum writes.
+// The end-to-end behaviour (pins over real sockets, failover, reload,
+// metrics) is covered by e2e/sticky_test.go.
+
+import (
+	"fmt"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"fulcrum/internal/backend"
+	"fulcrum/internal/balance"
+	"fulcrum/internal/config"
+	"fulcrum/internal/h1"
+	"fulcrum/internal/pool"
+)
+
+// stickySnap builds a snapshot over backends with the given keys, all usable,
+// as pool.rebuildLocked does for the fields sticky.go reads.
+func stickySnap(keys ...string) *pool.Snapshot {
+	now := time.Now()
+	snap := &pool.Snapshot{ByStickyID: map[uint64]int{}}
+	var usable []*backend.Backend
+	for i, k := range keys {
+		st := backend.NewState(now)
+		b := &backend.Backend{URL: k, Host: strings.TrimPrefix(k, "http://"), Key: k, KeyHash: balance.HashString(k),
+			Weight: 1, EffectiveWeight: 1, Index: i, State: st}
+		snap.Members = append(snap.Members, &pool.Member{Backend: b, State: st})
+		snap.ByStickyID[pool.StickyID(k)] = i
+		usable = append(usable, b)
+	}
+	ipHash, _ := balance.Lookup("ip_hash")
+	snap.SourceIP = ipHash(usable, nil)
+	snap.Usable = len(usable)
+	return snap
+}
+
+func cookieHex(key string) string { return string(appendHex16(nil, pool.StickyID(key))) }
+
+func netipMust(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+func TestStickyDecodeCookie(t *testing.T) {
+	t.Parallel()
+	key := "http://127.0.0.1:8080"
+	cases := []struct {
+		name string
+		in   string
+		want uint64
+		ok   bool
+	}{
+		{"zero", "0000000000000000", 0, true},
+		{"max", "ffffffffffffffff", ^uint64(0), true},
+		{"mixed digits", "0123456789abcdef", 0x0123456789abcdef, true},
+		{"a backend's id", cookieHex(key), pool.StickyID(key), true},
+		{"empty", "", 0, false},
+		{"15 digits", "0123456789abcde", 0, false},
+		{"17 digits", "0123456789abcdef0", 0, false},
+		{"uppercase", "0123456789ABCDEF", 0, false},
+		{"non-hex letter", "0123456789abcdeg", 0, false},
+		{"space inside", "01234567 9abcdef", 0, false},
+		{"quoted", `"0123456789abcd"`, 0, false},
+		{"0x prefix", "0x0123456789abcd", 0, false},
+		{"utf-8", "0123456789abcdé", 0, false},
+		{"garbage", "!!!!!!!!!!!!!!!!", 0, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := DecodeStickyCookie([]byte(tc.in))
+			if ok != tc.ok || got != tc.want {
+				t.Fatalf("DecodeStickyCookie(%q) = %#x, %v; want %#x, %v", tc.in, got, ok, tc.want, tc.ok)
+			}
+		})
+	}
+	if _, ok := DecodeStickyCookie(nil); ok {
+		t.Fatal("nil decoded")
+	}
+	// appendHex16 and DecodeStickyCookie are inverses.
+	for _, v := range []uint64{0, 1, 0xf, 0x10, 1 << 63, ^uint64(0), pool.StickyID("http://a:1")} {
+		enc := appendHex16(nil, v)
+		if len(enc) != 16 {
+			t.Fatalf("appendHex16(%#x) = %q: want 16 digits", v, enc)
+		}
+		if got, ok := DecodeStickyCookie(enc); !ok || got != v {
+			t.Fatalf("round trip of %#x via %q = %#x, %v", v, enc, got, ok)
+		}
+	}
+}
+
+func TestStickyIDStableAndOpaque(t *testing.T) {
+	t.Parallel()
+	// The cookie for a backend is a fixed function of its key: the same on
+	// every instance and after every reload, and it does not contain the address.
+	const key = "http://127.0.0.1:8080"
+	v := cookieHex(key)
+	if v != cookieHex(key) {
+		t.Fatal("StickyID not deterministic")
+	}
+	// Pinned value: changing it breaks every cookie in the field on upgrade.
+	if want := fmt.Sprintf("%016x", balance.HashString("fulcrum-sticky\x00"+key)); v != want {
+		t.Fatalf("cookie %s, want %s", v, want)
+	}
+	if cookieHex("http://127.0.0.1:8081") == v {
+		t.Fatal("two backends share a cookie value")
+	}
+}
+
+func TestStickyAppTableLRUBound(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	t.Run("never exceeds max_entries", func(t *testing.T) {
+		tab := newAppTable(160, 0)
+		for i := range 5000 {
+			tab.put(fmt.Appendf(nil, "session-%d", i), uint64(i), now)
+			if n := tab.len(); n > 160 {
+				t.Fatalf("after %d puts the table holds %d entries, max 160", i+1, n)
+			}
+		}
+		if n := tab.len(); n < 160/2 {
+			t.Fatalf("table holds only %d of 160 entries after 5000 puts", n)
+		}
+	})
+	t.Run("tiny max is rounded up to one entry per shard", func(t *testing.T) {
+		// Documented limitation: the table is 16 shards of max/16 entries, at
+		// least 1, so max_entries below 16 behaves as 16.
+		tab := newAppTable(1, 0)
+		for i := range 1000 {
+			tab.put(fmt.Appendf(nil, "s%d", i), uint64(i), now)
+		}
+		if n := tab.len(); n > len(tab.shards) {
+			t.Fatalf("holds %d entries, want <= %d", n, len(tab.shards))
+		}
+	})
+	t.Run("evicts least recently used", func(t *testing.T) {
+		tab := newAppTable(16*4, 0) // 4 per shard
+		// Keys that land in one shard, so the order is deterministic.
+		var keys [][]byte
+		for i := 0; len(keys) < 6; i++ {
+			k := fmt.Appendf(nil, "k%d", i)
+			if tab.shard(k) == &tab.shards[0] {
+				keys = append(keys, k)
+			}
+		}
+		for i, k := range keys[:4] {
+			tab.put(k, uint64(i), now)
+		}
+		// Touch keys[0] (by get) and keys[1] (by put with a new id): they
+		// become the most recent; keys[2] and keys[3] are the oldest.
+		if id, ok := tab.get(keys[0], now); !ok || id != 0 {
+			t.Fatalf("get keys[0] = %d, %v", id, ok)
+		}
+		tab.put(keys[1], 11, now)
+		tab.put(keys[4], 4, now)
+		tab.put(keys[5], 5, now)
+		for i, want := range []bool{true, true, false, false, true, true} {
+			if _, ok := tab.get(keys[i], now); ok != want {
+				t.Errorf("keys[%d] present = %v, want %v", i, ok, want)
+			}
+		}
+		if id, _ := tab.get(keys[1], now); id != 11 {
+			t.Errorf("keys[1] maps to %d after update, want 11", id)
+		}
+		if n := len(tab.shards[0].m); n != 4 {
+			t.Errorf("shard holds %d entries, want 4", n)
+		}
+	})
+	t.Run("shrinking the limit evicts on the next put", func(t *testing.T) {
+		tab := newAppTable(16*8, 0)
+		for i := range 2000 {
+			tab.put(fmt.Appendf(nil, "x%d", i), 1, now)
+		}
+		tab.setLimits(16*2, 0)
+		for i := range 200 {
+			tab.put(fmt.Appendf(nil, "y%d", i), 2, now)
+		}
+		if n := tab.len(); n > 32 {
+			t.Fatalf("holds %d entries after shrinking to 32", n)
+		}
+	})
+}
+
+func TestStickyAppTableConcurrent(t *testing.T) {
+	t.Parallel()
+	// Request goroutines learn and look up at once (run with -race); the
+	// bound holds throughout and every surviving entry has a written id.
+	tab := newAppTable(64, time.Hour)
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			now := time.Now()
+			for i := range 2000 {
+				k := fmt.Appendf(nil, "s%d", (g*7919+i)%300)
+				if i%3 == 0 {
+					tab.put(k, uint64(g+1), now)
+				} else if id, ok := tab.get(k, now); ok && (id < 1 || id > 8) {
+					t.Errorf("bad id %d", id)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if n := tab.len(); n > 64 {
+		t.Fatalf("holds %d entries, max 64", n)
+	}
+}
+
+func TestStickyAppTableExpiry(t *testing.T) {
+	t.Parallel()
+	t0 := time.Unix(1_700_000_000, 0)
+	tab := newAppTable(100, time.Minute)
+	tab.put([]byte("a"), 1, t0)
+	tab.put([]byte("b"), 2, t0)
+	if id, ok := tab.get([]byte("a"), t0.Add(59*time.Second)); !ok || id != 1 {
+		t.Fatalf("a before expiry = %d, %v", id, ok)
+	}
+	// A get does not extend the entry; a put does.
+	tab.put([]byte("b"), 3, t0.Add(30*time.Second))
+	if _, ok := tab.get([]byte("a"), t0.Add(61*time.Second)); ok {
+		t.Fatal("a found after its ttl")
+	}
+	if id, ok := tab.get([]byte("b"), t0.Add(61*time.Second)); !ok || id != 3 {
+		t.Fatalf("b refreshed at +30s = %d, %v at +61s; want 3, true", id, ok)
+	}
+	if n := tab.len(); n != 1 {
+		t.Fatalf("expired entry not removed on lookup: %d entries", n)
+	}
+	if _, ok := tab.get([]byte("b"), t0.Add(91*time.Second)); ok {
+		t.Fatal("b found after its refreshed ttl")
+	}
+	if _, ok := tab.get([]byte("never"), t0); ok {
+		t.Fatal("unknown key found")
+	}
+
+	// ttl 0: entries never expire.
+	forever := newAppTable(100, 0)
+	forever.put([]byte("a"), 1, t0)
+	if _, ok := forever.get([]byte("a"), t0.Add(100*365*24*time.Hour)); !ok {
+		t.Fatal("entry with ttl 0 expired")
+	}
+}
+
+func TestStickyNewKeepsAppTableAcrossReload(t *testing.T) {
+	t.Parallel()
+	cfg := &config.Sticky{Type: "app_cookie", CookieName: "JSESSIONID", TTL: time.Hour, MaxEntries: 1600}
+	s1 := newSticky(cfg, nil)
+	s1.app.put([]byte("v"), 7, time.Now())
+
+	// Same cookie name, new limits: the table (and its pins) carry over.
+	cfg2 := *cfg
+	cfg2.MaxEntries, cfg2.TTL = 160, time.Minute
+	s2 := newSticky(&cfg2, s1)
+	if s2.app != s1.app {
+		t.Fatal("reload with the same cookie name dropped the app_cookie table")
+	}
+	if s2.app.shards[0].cap != 10 || s2.app.shards[0].ttl != time.Minute {
+		t.Fatalf("limits not updated: cap %d ttl %v", s2.app.shards[0].cap, s2.app.shards[0].ttl)
+	}
+	if id, ok := s2.app.get([]byte("v"), time.Now()); !ok || id != 7 {
+		t.Fatalf("pin lost across reload: %d, %v", id, ok)
+	}
+	// Another cookie name: a fresh table.
+	cfg3 := *cfg
+	cfg3.CookieName = "SID"
+	if s3 := newSticky(&cfg3, s2); s3.app == s2.app || s3.app.len() != 0 {
+		t.Fatal("cookie name changed but the old table was kept")
+	}
+	if newSticky(nil, s2) != nil {
+		t.Fatal("sticky off must yield nil")
+	}
+	if s := newSticky(&config.Sticky{Type: "cookie", CookieName: "C"}, s2); s.app != nil {
+		t.Fatal("cookie stickiness has an app table")
+	}
+}
+
+func TestStickySetCookieValue(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		field string
+		want  string // "<nil>" for no match
+	}{
+		{"JSESSIONID=abc", "abc"},
+		{"JSESSIONID=abc; Path=/; HttpOnly", "abc"},
+		{"JSESSIONID=abc;Path=/", "abc"},
+		{"  JSESSIONID=abc  ; Secure", "abc"},
+		{"\tJSESSIONID=abc", "abc"},
+		{`JSESSIONID="abc"; Path=/`, "abc"},
+		{"JSESSIONID=a=b==; Path=/", "a=b=="},
+		{"JSESSIONID=; Max-Age=0", ""},
+		{"JSESSIONID", "<nil>"},
+		{"JSESSIONID ", "<nil>"},
+		{"JSESSIONIDX=abc", "<nil>"},
+		{"XJSESSIONID=abc", "<nil>"},
+		{"jsessionid=abc", "<nil>"}, // cookie names are case-sensitive
+		{"OTHER=1; JSESSIONID=abc", "<nil>"},
+		{"", "<nil>"},
+	}
+	for _, tc := range cases {
+		got := setCookieValue([]byte(tc.field), "JSESSIONID")
+		s := string(got)
+		if got == nil {
+			s = "<nil>"
+		}
+		if s != tc.want {
+			t.Errorf("setCookieValue(%q) = %q, want %q", tc.field, s, tc.want)
+		}
+	}
+}
+
+// parseSetCookie parses a Set-Cookie value the way a browser would.
+func parseSetCookie(t *testing.T, v []byte) *http.Cookie {
+	t.Helper()
+	c, err := http.ParseSetCookie(string(v))
+	if err != nil {
+		t.Fatalf("Set-Cookie %q does not parse: %v", v, err)
+	}
+	return c
+}
+
+func TestStickySetCookieAttributes(t *testing.T) {
+	t.Parallel()
+	keys := []string{"http://127.0.0.1:8001", "http://127.0.0.1:8002"}
+	snap := stickySnap(keys...)
+	def := config.Sticky{Type: "cookie", CookieName: "FULCRUM_BACKEND", Secure: "auto", HTTPOnly: true, SameSite: "lax"}
+	cases := []struct {
+		name  string
+		mod   func(*config.Sticky)
+		exact string // expected Set-Cookie value when non-empty
+		check func(t *testing.T, c *http.Cookie, raw string)
+	}{
+		{name: "defaults (secure auto means not Secure without TLS)", mod: func(*config.Sticky) {},
+			exact: "FULCRUM_BACKEND=" + cookieHex(keys[1]) + "; Path=/; HttpOnly; SameSite=Lax"},
+		{name: "ttl gives Max-Age in seconds", mod: func(s *config.Sticky) { s.TTL = 90 * time.Second },
+			check: func(t *testing.T, c *http.Cookie, raw string) {
+				if c.MaxAge != 90 {
+					t.Errorf("Max-Age %d, want 90 (%s)", c.MaxAge, raw)
+				}
+			}},
+		{name: "sub-second ttl rounds up, never Max-Age=0", mod: func(s *config.Sticky) { s.TTL = 500 * time.Millisecond },
+			check: func(t *testing.T, c *http.Cookie, raw string) {
+				// Max-Age=0 would tell the browser to delete the cookie at once.
+				if !strings.Contains(raw, "; Max-Age=1") {
+					t.Errorf("want Max-Age=1 in %s", raw)
+				}
+			}},
+		{name: "fractional ttl rounds up", mod: func(s *config.Sticky) { s.TTL = 1500 * time.Millisecond },
+			check: func(t *testing.T, c *http.Cookie, raw string) {
+				if c.MaxAge != 2 {
+					t.Errorf("Max-Age %d, want 2 (%s)", c.MaxAge, raw)
+				}
+			}},
+		{name: "secure true", mod: func(s *config.Sticky) { s.Secure = "true" },
+			check: func(t *testing.T, c *http.Cookie, raw string) {
+				if !c.Secure {
+					t.Errorf("not Secure: %s", raw)
+				}
+			}},
+		{name: "secure false", mod: func(s *config.Sticky) { s.Secure = "false" },
+			check: func(t *testing.T, c *http.Cookie, raw string) {
+				if c.Secure {
+					t.Errorf("Secure: %s", raw)
+				}
+			}},
+		{name: "http_only false", mod: func(s *config.Sticky) { s.HTTPOnly = false },
+			check: func(t *testing.T, c *http.Cookie, raw string) {
+				if c.HttpOnly {
+					t.Errorf("HttpOnly: %s", raw)
+				}
+			}},
+		{name: "same_site strict", mod: func(s *config.Sticky) { s.SameSite = "strict" },
+			check: func(t *testing.T, c *http.Cookie, raw string) {
+				if c.SameSite != http.SameSiteStrictMode {
+					t.Errorf("SameSite %v: %s", c.SameSite, raw)
+				}
+			}},
+		{name: "same_site none with secure", mod: func(s *config.Sticky) { s.SameSite, s.Secure = "none", "true" },
+			check: func(t *testing.T, c *http.Cookie, raw string) {
+				if c.SameSite != http.SameSiteNoneMode || !c.Secure {
+					t.Errorf("SameSite %v Secure %v: %s", c.SameSite, c.Secure, raw)
+				}
+			}},
+		{name: "custom name", mod: func(s *config.Sticky) { s.CookieName = "LB" },
+			exact: "LB=" + cookieHex(keys[1]) + "; Path=/; HttpOnly; SameSite=Lax"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := def
+			tc.mod(&cfg)
+			s := newSticky(&cfg, nil)
+			raw := s.setCookie(nil, stickyMiss, 1, -1, snap, &h1.Response{}, nil, false)
+			if tc.exact != "" && string(raw) != tc.exact {
+				t.Fatalf("Set-Cookie %q, want %q", raw, tc.exact)
+			}
+			c := parseSetCookie(t, raw)
+			if c.Name != cfg.CookieName || c.Value != cookieHex(keys[1]) || c.Path != "/" {
+				t.Fatalf("cookie %s=%s path %q: want %s=%s path /", c.Name, c.Value, c.Path, cfg.CookieName, cookieHex(keys[1]))
+			}
+			if cfg.TTL == 0 && (c.MaxAge != 0 || strings.Contains(string(raw), "Max-Age")) {
+				t.Fatalf("session cookie has Max-Age: %s", raw)
+			}
+			if id, ok := DecodeStickyCookie([]byte(c.Value)); !ok || snap.ByStickyID[id] != 1 {
+				t.Fatalf("cookie value %q does not lead back to backend 1", c.Value)
+			}
+			if tc.check != nil {
+				tc.check(t, c, string(raw))
+			}
+		})
+	}
+}
+
+func TestStickySetCookieWhen(t *testing.T) {
+	t.Parallel()
+	snap := stickySnap("http://127.0.0.1:8001", "http://127.0.0.1:8002")
+	s := newSticky(&config.Sticky{Type: "cookie", CookieName: "S", Secure: "auto", HTTPOnly: true, SameSite: "lax"}, nil)
+	cases := []struct {
+		name         string
+		res          stickyResult
+		used, pinned int
+		want         bool
+	}{
+		{"hit on the pinned backend: no cookie", stickyHit, 0, 0, false},
+		{"hit but served elsewhere: reset", stickyHit, 1, 0, true},
+		{"miss: set", stickyMiss, 1, -1, true},
+		{"repinned: reset", stickyRepinned, 0, -1, true},
+	}
+	for _, tc := range cases {
+		got := s.setCookie(nil, tc.res, tc.used, tc.pinned, snap, &h1.Response{}, nil, false)
+		if (len(got) > 0) != tc.want {
+			t.Errorf("%s: Set-Cookie %q", tc.name, got)
+		}
+		if len(got) > 0 && !strings.HasPrefix(string(got), "S="+cookieHex(snap.Members[tc.used].Backend.Key)+";") {
+			t.Errorf("%s: cookie %q does not name backend %d", tc.name, got, tc.used)
+		}
+	}
+}
+
+func TestStickyAppCookieLearns(t *testing.T) {
+	t.Parallel()
+	snap := stickySnap("http://127.0.0.1:8001", "http://127.0.0.1:8002", "http://127.0.0.1:8003")
+	s := newSticky(&config.Sticky{Type: "app_cookie", CookieName: "JSESSIONID", TTL: time.Hour, MaxEntries: 1000}, nil)
+	resp := func(fields ...string) *h1.Response {
+		r := &h1.Response{Status: 200}
+		for _, f := range fields {
+			name, val, _ := strings.Cut(f, ": ")
+			r.Headers = append(r.Headers, h1.Header{Name: []byte(name), Value: []byte(val)})
+		}
+		return r
+	}
+	lookup := func(v string) (uint64, bool) { return s.app.get([]byte(v), time.Now()) }
+	id := func(i int) uint64 { return pool.StickyID(snap.Members[i].Backend.Key) }
+
+	// The backend's Set-Cookie (any case of the field name, among others) is learned.
+	if out := s.setCookie(nil, stickyMiss, 1, -1, snap, resp("Content-Type: text/plain",
+		"set-cookie: other=1", "Set-Cookie: JSESSIONID=s1; Path=/; HttpOnly"), nil, false); len(out) != 0 {
+		t.Fatalf("app_cookie must not add a Set-Cookie of its own: %q", out)
+	}
+	if got, ok := lookup("s1"); !ok || got != id(1) {
+		t.Fatalf("s1 -> %x, %v; want backend 1", got, ok)
+	}
+	if _, ok := lookup("1"); ok {
+		t.Fatal("learned another cookie's value")
+	}
+	// A response without the cookie on the pinned backend changes nothing.
+	s.setCookie(nil, stickyHit, 1, 1, snap, resp(), []byte("s1"), false)
+	if got, _ := lookup("s1"); got != id(1) {
+		t.Fatal("pin changed on a plain hit")
+	}
+	// The pinned backend was down: the request went to 2, which did not set a
+	// new cookie (shared sessions): the value moves to 2.
+	s.setCookie(nil, stickyRepinned, 2, -1, snap, resp(), []byte("s1"), false)
+	if got, _ := lookup("s1"); got != id(2) {
+		t.Fatal("pin did not move with the request")
+	}
+	// The new backend issued a new session: the new value is learned, the
+	// old one is left alone.
+	s.setCookie(nil, stickyRepinned, 0, -1, snap, resp("Set-Cookie: JSESSIONID=s2"), []byte("s1"), false)
+	if got, _ := lookup("s2"); got != id(0) {
+		t.Fatal("s2 not learned")
+	}
+	if got, _ := lookup("s1"); got != id(2) {
+		t.Fatal("old value re-pinned although the backend issued a new one")
+	}
+	// A deletion (empty value) is not learned.
+	s.setCookie(nil, stickyMiss, 0, -1, snap, resp("Set-Cookie: JSESSIONID=; Max-Age=0"), nil, false)
+	if _, ok := lookup(""); ok {
+		t.Fatal("empty value learned")
+	}
+}
+
+func TestStickyLookup(t *testing.T) {
+	t.Parallel()
+	keys := []string{"http://127.0.0.1:8001", "http://127.0.0.1:8002", "http://127.0.0.1:8003"}
+	client := netipMust("127.0.0.9")
+	conn := func(cookie string) *clientConn {
+		c := &clientConn{scratch: &scratch{}}
+		if cookie != "" {
+			c.req.Headers = []h1.Header{{Name: []byte("Cookie"), Value: []byte(cookie)}}
+		}
+		return c
+	}
+
+	t.Run("cookie", func(t *testing.T) {
+		snap := stickySnap(keys...)
+		snap.Members[2].State.SetHealthy(false, time.Now())
+		s := newSticky(&config.Sticky{Type: "cookie", CookieName: "S"}, nil)
+		cases := []struct {
+			name   string
+			cookie string
+			idx    int
+			res    stickyResult
+		}{
+			{"no cookie header", "", -1, stickyMiss},
+			{"other cookies only", "a=1; b=2", -1, stickyMiss},
+			{"valid", "S=" + cookieHex(keys[1]), 1, stickyHit},
+			{"valid among others", "a=1; S=" + cookieHex(keys[0]) + "; b=2", 0, stickyHit},
+			{"valid quoted", `S="` + cookieHex(keys[0]) + `"`, 0, stickyHit},
+			{"pinned backend down", "S=" + cookieHex(keys[2]), -1, stickyRepinned},
+			{"garbage", "S=garbage", -1, stickyRepinned},
+			{"empty value", "S=", -1, stickyRepinned},
+			{"wrong length", "S=" + cookieHex(keys[0])[:15], -1, stickyRepinned},
+			{"uppercase", "S=" + strings.ToUpper(cookieHex(keys[0])), -1, stickyRepinned},
+			{"hex of no backend", "S=" + cookieHex("http://127.0.0.1:9"), -1, stickyRepinned},
+		}
+		for _, tc := range cases {
+			idx, res := s.lookup(conn(tc.cookie), snap, client)
+			if idx != tc.idx || res != tc.res {
+				t.Errorf("%s: lookup = %d, %s; want %d, %s", tc.name, idx, stickyLabels[res], tc.idx, stickyLabels[tc.res])
+			}
+		}
+	})
+
+	t.Run("app_cookie", func(t *testing.T) {
+		snap := stickySnap(keys...)
+		s := newSticky(&config.Sticky{Type: "app_cookie", CookieName: "J", TTL: time.Hour, MaxEntries: 100}, nil)
+		now := time.Now()
+		s.app.put([]byte("known"), pool.StickyID(keys[2]), now)
+		s.app.put([]byte("gone"), pool.StickyID("http://127.0.0.1:9"), now)
+		for _, tc := range []struct {
+			cookie string
+			idx    int
+			res    stickyResult
+		}{
+			{"", -1, stickyMiss},
+			{"J=", -1, stickyMiss},
+			{"J=known", 2, stickyHit},
+			{"J=unknown", -1, stickyRepinned},
+			{"J=gone", -1, stickyRepinned},
+		} {
+			idx, res := s.lookup(conn(tc.cookie), snap, client)
+			if idx != tc.idx || res != tc.res {
+				t.Errorf("%q: lookup = %d, %s; want %d, %s", tc.cookie, idx, stickyLabels[res], tc.idx, stickyLabels[tc.res])
+			}
+		}
+		snap.Members[2].State.SetHealthy(false, now)
+		if idx, res := s.lookup(conn("J=known"), snap, client); idx != -1 || res != stickyRepinned {
+			t.Errorf("pinned backend down: lookup = %d, %s", idx, stickyLabels[res])
+		}
+	})
+
+	t.Run("source_ip", func(t *testing.T) {
+		snap := stickySnap(keys...)
+		s := newSticky(&config.Sticky{Type: "source_ip"}, nil)
+		c := conn("")
+		first, res := s.lookup(c, snap, client)
+		if first < 0 || res != stickyHit {
+			t.Fatalf("lookup = %d, %s", first, stickyLabels[res])
+		}
+		if c.breq.HasHash {
+			t.Fatal("lookup left its hash in the request: the strategy's retries would use it")
+		}
+		for range 10 {
+			if idx, _ := s.lookup(conn(""), snap, client); idx != first {
+				t.Fatalf("same client went to %d, then %d", first, idx)
+			}
+		}
+		// Different clients spread over the backends.
+		seen := map[int]bool{}
+		for i := range 64 {
+			idx, _ := s.lookup(conn(""), snap, netipMust(fmt.Sprintf("10.0.0.%d", i)))
+			seen[idx] = true
+		}
+		if len(seen) != len(keys) {
+			t.Fatalf("64 clients used backends %v", seen)
+		}
+		// No usable backend in the table: the strategy decides.
+		empty := stickySnap()
+		if idx, res := s.lookup(conn(""), empty, client); idx != -1 || res != stickyMiss {
+			t.Fatalf("empty snapshot: lookup = %d, %s", idx, stickyLabels[res])
+		}
+	})
+}
+
+func TestStickySecureAutoAndSecret(t *testing.T) {
+	snap, keys := stickySnapForSecret(t)
+	auto := newSticky(&config.Sticky{Type: "cookie", CookieName: "LB", Secure: "auto", SameSite: "lax"}, nil)
+	if got := string(auto.setCookie(nil, stickyMiss, 0, -1, snap, &h1.Response{}, nil, false)); strings.Contains(got, "Secure") {
+		t.Fatalf("auto on plain HTTP must not be Secure: %q", got)
+	}
+	if got := string(auto.setCookie(nil, stickyMiss, 0, -1, snap, &h1.Response{}, nil, true)); !strings.Contains(got, "; Secure") {
+		t.Fatalf("auto behind a trusted HTTPS proxy must be Secure: %q", got)
+	}
+	none := newSticky(&config.Sticky{Type: "cookie", CookieName: "LB", Secure: "auto", SameSite: "none"}, nil)
+	if got := string(none.setCookie(nil, stickyMiss, 0, -1, snap, &h1.Response{}, nil, false)); !strings.Contains(got, "; Secure") || !strings.Contains(got, "SameSite=None") {
+		t.Fatalf("SameSite=None must come with Secure under auto: %q", got)
+	}
+	// A secret changes the cookie value; without it the value is the unkeyed hash.
+	if pool.StickyIDKeyed("", keys[0]) != pool.StickyID(keys[0]) {
+		t.Fatal("empty secret must give the unkeyed ID")
+	}
+	if a, b := pool.StickyIDKeyed("s3cret", keys[0]), pool.StickyID(keys[0]); a == b {
+		t.Fatal("secret did not change the ID")
+	}
+	if pool.StickyIDKeyed("s3cret", keys[0]) != pool.StickyIDKeyed("s3cret", keys[0]) {
+		t.Fatal("keyed ID not deterministic")
+	}
+}
+
+func stickySnapForSecret(t *testing.T) (*pool.Snapshot, []string) {
+	t.Helper()
+	keys := []string{"http://127.0.0.1:1", "http://127.0.0.1:2"}
+	snap := &pool.Snapshot{ByStickyID: map[uint64]int{}}
+	for i, k := range keys {
+		st := backend.NewState(time.Now())
+		snap.Members = append(snap.Members, &pool.Member{Backend: &backend.Backend{Key: k, Index: i, State: st}, State: st})
+		snap.ByStickyID[pool.StickyID(k)] = i
+	}
+	return snap, keys
+}
