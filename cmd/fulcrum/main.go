@@ -205,6 +205,12 @@ func newLogger(cfg *config.Config, w io.Writer) (*slog.Logger, *slog.LevelVar) {
 func serve(cfg *config.Config, loader engine.Loader, stdout, stderr io.Writer, ready func(*engine.Engine)) int {
 	log, lv := newLogger(cfg, stderr)
 	slog.SetDefault(log)
+	// Take over the signals before any port is bound: a SIGTERM or SIGHUP
+	// that arrives once the listeners accept connections must not kill the
+	// process with the default action; it is handled when serving starts.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
 	reg := prometheus.NewRegistry()
 	src := &sampleSource{}
 	m := metrics.New(reg, src)
@@ -244,9 +250,6 @@ func serve(cfg *config.Config, loader engine.Loader, stdout, stderr io.Writer, r
 		ready(eng)
 	}
 
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
-	defer signal.Stop(sigs)
 	for {
 		select {
 		case err := <-eng.Done():

@@ -93,6 +93,11 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.mu.Lock()
 	s.ln = ln
 	s.mu.Unlock()
+	if s.shutting.Load() {
+		// Shutdown ran before ln was stored, so it could not close it.
+		ln.Close()
+		return nil
+	}
 	var backoff time.Duration
 	for {
 		nc, err := ln.Accept()
@@ -219,7 +224,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 				c.nc.Close()
 			}
 			s.mu.Unlock()
-			<-done
+			// A request waiting for a backend's response head notices its
+			// closed client only when the backend answers or
+			// response_header_timeout ends: do not wait that long.
+			select {
+			case <-done:
+			case <-time.After(time.Second):
+			}
 			return ctx.Err()
 		case <-tick.C:
 		}
