@@ -28,6 +28,10 @@ const (
 	failBadResp           // malformed response head
 	failClient            // the client went away or sent a bad body
 	failTooLarge          // request body over max_body_bytes
+	// failStale: a reused connection was closed by the backend before any
+	// response byte (it had closed the idle connection, or restarted). Not
+	// the backend's fault: no passive failure is counted.
+	failStale
 )
 
 // reqInfo holds what the request path still needs after the head's buffer
@@ -88,6 +92,15 @@ func (c *clientConn) handle(set *Settings) (keep bool) {
 		c.writeError(413, "request body too large", false)
 		return false
 	}
+	// A chunked body is streamed, so its head reaches a backend before the
+	// body is read; refuse at least what already arrived malformed with
+	// the head (the usual shape of a smuggling attempt) before forwarding.
+	if req.Chunked && h1.ScanChunked(c.br.Buffered()[req.HeadLen:], 4096) != nil {
+		c.srv.countRejected("bad_request")
+		c.writeError(400, "malformed chunked body", false)
+		c.srv.finish(c, nil, ri, 400, start, nil)
+		return false
+	}
 
 	c.breq = balance.Request{}
 	switch cfg.Strategy {
@@ -140,11 +153,15 @@ func (c *clientConn) handle(set *Settings) (keep bool) {
 	budget := p.Budget()
 	budget.Request(start)
 	bodyStarted := false
+	var sameAgain *pool.Member // retry on this backend with a fresh connection
+	staleRetried := false
 	for {
 		c.breq.Exclude = tried
 		var b *backend.Backend
 		var err error
-		if ri.stickyIdx >= 0 && attempt == 0 {
+		if sameAgain != nil {
+			b = sameAgain.Backend
+		} else if ri.stickyIdx >= 0 && attempt == 0 {
 			b = snap.Members[ri.stickyIdx].Backend
 		} else {
 			b, err = snap.Picker.Pick(&c.breq)
@@ -176,11 +193,25 @@ func (c *clientConn) handle(set *Settings) (keep bool) {
 		if attempt > 0 && c.srv.metrics != nil {
 			c.srv.metrics.RetryAttempt()
 		}
-		kind, err, st, keepClient := c.attempt(set, cfg, p, snap, mem, &ri, bodyLen, &bodyStarted, start)
+		fresh := sameAgain != nil
+		sameAgain = nil
+		kind, err, st, keepClient := c.attempt(set, cfg, p, snap, mem, &ri, bodyLen, &bodyStarted, start, fresh)
 		if kind == failNone || kind == failClient || kind == failTooLarge {
 			status = st
 			c.srv.finish(c, mem, ri, st, start, err)
 			return keepClient
+		}
+		if kind == failStale {
+			// Other idle connections to this backend are likely stale too.
+			mem.Conns.CloseIdle()
+			if !staleRetried && replayable && ri.idempotent && !ri.upgrade {
+				// Like net/http's Transport: repeat once on a fresh
+				// connection to the same backend, outside retries and budget.
+				staleRetried = true
+				sameAgain = mem
+				continue
+			}
+			kind = failReset
 		}
 		lastKind, lastErr = kind, err
 		if !c.canRetry(kind, ri, replayable, bodyStarted, attempt, cfg) {
@@ -286,7 +317,7 @@ var continueResponse = []byte("HTTP/1.1 100 Continue\r\n\r\n")
 // relays the whole response. It returns failNone once the response has been
 // relayed (even partially: then keepClient is false).
 func (c *clientConn) attempt(set *Settings, cfg *config.Pool, p *pool.Pool, snap *pool.Snapshot,
-	mem *pool.Member, ri *reqInfo, bodyLen int64, bodyStarted *bool, start time.Time) (kind failKind, err error, status int, keepClient bool) {
+	mem *pool.Member, ri *reqInfo, bodyLen int64, bodyStarted *bool, start time.Time, fresh bool) (kind failKind, err error, status int, keepClient bool) {
 	// The caller acquired a slot on mem; release it exactly once.
 	st := mem.State
 	released := false
@@ -299,7 +330,12 @@ func (c *clientConn) attempt(set *Settings, cfg *config.Pool, p *pool.Pool, snap
 	}
 	defer release(true)
 
-	uc, err := mem.Conns.Get(context.Background())
+	var uc *upstream.Conn
+	if fresh {
+		uc, err = mem.Conns.Dial(context.Background())
+	} else {
+		uc, err = mem.Conns.Get(context.Background())
+	}
 	if err != nil {
 		p.Observe(mem, true)
 		c.backendError(mem, metrics.ErrConnect, err)
@@ -326,6 +362,9 @@ func (c *clientConn) attempt(set *Settings, cfg *config.Pool, p *pool.Pool, snap
 	}
 	if _, err := uc.T.Write(out); err != nil {
 		mem.Conns.Discard(uc)
+		if uc.Reused {
+			return failStale, err, 0, false
+		}
 		p.Observe(mem, true)
 		c.backendError(mem, metrics.ErrTransport, err)
 		return failReset, err, 0, false
@@ -387,6 +426,9 @@ func (c *clientConn) attempt(set *Settings, cfg *config.Pool, p *pool.Pool, snap
 				p.Observe(mem, true)
 				c.backendError(mem, metrics.ErrTransport, err)
 				return failBadResp, err, 0, false
+			}
+			if uc.Reused && uc.R.W == 0 && !*bodyStarted {
+				return failStale, err, 0, false
 			}
 			p.Observe(mem, true)
 			c.backendError(mem, metrics.ErrTransport, err)

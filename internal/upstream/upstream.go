@@ -105,6 +105,9 @@ func (p *Pool) Get(ctx context.Context) (*Conn, error) {
 	return p.dial(ctx)
 }
 
+// Dial opens a new connection, bypassing idle ones.
+func (p *Pool) Dial(ctx context.Context) (*Conn, error) { return p.dial(ctx) }
+
 func (p *Pool) dial(ctx context.Context) (*Conn, error) {
 	nc, err := p.dialer.DialContext(ctx, "tcp", p.opt.Addr)
 	if err != nil {
