@@ -276,7 +276,10 @@ func readLine(src *Reader, max int) ([]byte, error) {
 		buf := src.Buf[src.R:src.W]
 		for i, c := range buf {
 			if c == '\n' {
-				if i == 0 || buf[i-1] != '\r' {
+				// A line over max is refused even when it happens to be
+				// buffered whole, so the verdict does not depend on how
+				// the bytes arrived.
+				if i >= max || i == 0 || buf[i-1] != '\r' {
 					return nil, ErrBadChunk
 				}
 				line := buf[:i-1]
@@ -349,4 +352,79 @@ ext:
 		}
 	}
 	return n, nil
+}
+
+// ScanChunked checks the start of a chunked body held in buf, as far as buf
+// goes, without consuming or copying anything: it returns ErrBadChunk when
+// the bytes present already break the rules ChunkedCopier applies (with
+// MaxLine maxLine), and nil when they are valid so far, whether or not the
+// body is complete. A proxy can so refuse a malformed body that arrived with
+// its head before forwarding anything.
+func ScanChunked(buf []byte, maxLine int) error {
+	if maxLine <= 0 {
+		maxLine = 4096
+	}
+	// line returns the next CRLF-terminated line; ok is false when buf ends first.
+	line := func() (l []byte, ok bool, err error) {
+		i := indexByte(buf, '\n')
+		if i < 0 {
+			if len(buf) >= maxLine {
+				return nil, false, ErrBadChunk
+			}
+			return nil, false, nil
+		}
+		if i >= maxLine || i == 0 || buf[i-1] != '\r' {
+			return nil, false, ErrBadChunk
+		}
+		l = buf[:i-1]
+		if indexByte(l, '\r') >= 0 {
+			return nil, false, ErrBadChunk
+		}
+		buf = buf[i+1:]
+		return l, true, nil
+	}
+	for {
+		l, ok, err := line()
+		if !ok {
+			return err
+		}
+		size, err := parseChunkSize(l)
+		if err != nil {
+			return err
+		}
+		if size == 0 {
+			break
+		}
+		if int64(len(buf)) < size+2 {
+			if int64(len(buf)) == size+1 && buf[size] != '\r' {
+				return ErrBadChunk
+			}
+			return nil
+		}
+		if buf[size] != '\r' || buf[size+1] != '\n' {
+			return ErrBadChunk
+		}
+		buf = buf[size+2:]
+	}
+	for i := 0; ; i++ {
+		l, ok, err := line()
+		if !ok {
+			return err
+		}
+		if len(l) == 0 {
+			return nil
+		}
+		if i >= MaxHeaders || l[0] == ' ' || l[0] == '\t' {
+			return ErrBadChunk
+		}
+		colon := indexByte(l, ':')
+		if colon <= 0 || !IsToken(l[:colon]) {
+			return ErrBadChunk
+		}
+		for _, ch := range l[colon+1:] {
+			if (ch < ' ' && ch != '\t') || ch == 0x7f {
+				return ErrBadChunk
+			}
+		}
+	}
 }

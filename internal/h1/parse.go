@@ -167,6 +167,11 @@ func ParseRequest(buf []byte, maxHead int, r *Request) error {
 	if end > maxHead {
 		return ErrHeadTooLarge
 	}
+	if end == 2 {
+		// The head is a lone empty line: there is no request line. RFC 9112
+		// 2.2 lets a server skip it; fulcrum refuses it, as net/http does.
+		return ErrBadRequestLine
+	}
 	r.Reset()
 	r.HeadLen = end
 	head := buf[:end-2] // without the final CRLF
@@ -222,7 +227,8 @@ func ParseRequest(buf []byte, maxHead int, r *Request) error {
 	}
 
 	// Header fields.
-	var hosts, teCount int
+	var hosts int
+	var te teInfo
 	for len(rest) > 0 {
 		eol := bytes.IndexByte(rest, '\n')
 		var l []byte
@@ -269,25 +275,7 @@ func ParseRequest(buf []byte, maxHead int, r *Request) error {
 			}
 			r.ContentLength = n
 		case EqualFold(name, "Transfer-Encoding"):
-			teCount++
-			if teCount > 1 {
-				return ErrBadTE
-			}
-			if !EqualFold(val, "chunked") {
-				if containsChunkedToken(val) {
-					// "gzip, chunked" is valid HTTP but not implemented here;
-					// "chunked, gzip" or doubled chunked is malformed.
-					if lastTokenIsChunked(val) && countChunked(val) == 1 {
-						return ErrTENotImplemented
-					}
-					return ErrBadTE
-				}
-				if IsToken(val) {
-					return ErrTENotImplemented
-				}
-				return ErrBadTE
-			}
-			r.Chunked = true
+			te.add(val)
 		case EqualFold(name, "Host"):
 			hosts++
 			if hosts > 1 {
@@ -311,13 +299,19 @@ func ParseRequest(buf []byte, maxHead int, r *Request) error {
 			}
 		}
 	}
-	if r.Chunked {
+	if te.fields > 0 {
 		if r.ContentLength >= 0 {
 			return ErrTEAndCL
 		}
 		if r.Minor == 0 {
+			// RFC 9112 6.1: the framing of an HTTP/1.0 message with
+			// Transfer-Encoding is faulty, whatever the coding.
 			return ErrTEHTTP10
 		}
+		if err := te.check(); err != nil {
+			return err
+		}
+		r.Chunked = true
 	}
 	if r.Minor == 1 && hosts == 0 {
 		return ErrMissingHost
@@ -329,6 +323,61 @@ func ParseRequest(buf []byte, maxHead int, r *Request) error {
 		return ErrBodyOnGet
 	}
 	return nil
+}
+
+// teInfo accumulates a request's Transfer-Encoding fields, which form one
+// list of transfer codings (RFC 9110 5.3, RFC 9112 6.1).
+type teInfo struct {
+	fields      int  // Transfer-Encoding fields seen
+	elems       int  // non-empty list elements over all fields
+	chunked     int  // elements whose coding is chunked (with or without parameters)
+	lastChunked bool // the last element is chunked
+	plain       bool // exactly one field whose value is exactly "chunked"
+	bad         bool // an element's coding is not a token
+}
+
+func (t *teInfo) add(v []byte) {
+	t.fields++
+	t.plain = t.fields == 1 && EqualFold(v, "chunked")
+	for len(v) > 0 {
+		var el []byte
+		if i := bytes.IndexByte(v, ','); i < 0 {
+			el, v = v, nil
+		} else {
+			el, v = v[:i], v[i+1:]
+		}
+		el = trimOWS(el)
+		if len(el) == 0 {
+			continue
+		}
+		t.elems++
+		coding := el
+		if j := bytes.IndexByte(el, ';'); j >= 0 {
+			coding = trimOWS(el[:j]) // transfer-parameters follow
+		}
+		if !IsToken(coding) {
+			t.bad = true
+		}
+		isChunked := EqualFold(coding, "chunked")
+		if isChunked {
+			t.chunked++
+		}
+		t.lastChunked = isChunked
+	}
+}
+
+// check accepts only a single plain "chunked". A well-formed list of other
+// codings ("gzip", "gzip, chunked", "chunked;param") is valid HTTP that
+// fulcrum does not implement: 501 (RFC 9112 6.1). Malformed lists, chunked
+// applied twice or not last are framing errors: 400.
+func (t *teInfo) check() *Error {
+	switch {
+	case t.plain:
+		return nil
+	case t.bad || t.elems == 0 || t.chunked > 1 || (t.chunked == 1 && !t.lastChunked):
+		return ErrBadTE
+	}
+	return ErrTENotImplemented
 }
 
 func (r *Request) applyConnection(val []byte) {
@@ -427,18 +476,6 @@ func parseContentLength(v []byte) (int64, bool) {
 		n = n*10 + int64(c-'0')
 	}
 	return n, true
-}
-
-func containsChunkedToken(v []byte) bool { return countChunked(v) > 0 }
-
-func countChunked(v []byte) int {
-	n := 0
-	forEachToken(v, func(tok []byte) {
-		if EqualFold(tok, "chunked") {
-			n++
-		}
-	})
-	return n
 }
 
 func lastTokenIsChunked(v []byte) bool {
@@ -555,7 +592,7 @@ func ParseResponse(buf []byte, maxHead int, r *Response) error {
 	r.HeadLen = end
 	head := buf[:end]
 	first := true
-	clSeen := false
+	clSeen, teSeen := false, false
 	for len(head) > 0 {
 		j := bytes.IndexByte(head, '\n')
 		l := head[:j]
@@ -623,6 +660,7 @@ func ParseResponse(buf []byte, maxHead int, r *Response) error {
 			clSeen = true
 			r.ContentLength = n
 		case EqualFold(name, "Transfer-Encoding"):
+			teSeen = true
 			if lastTokenIsChunked(val) {
 				r.Chunked = true
 			} else {
@@ -639,6 +677,15 @@ func ParseResponse(buf []byte, maxHead int, r *Response) error {
 				}
 			})
 		}
+	}
+	if first {
+		// The head was a lone empty line: no status line at all.
+		return ErrBadStatusLine
+	}
+	if teSeen && !r.Chunked {
+		// A transfer coding other than chunked last: the body runs until
+		// close and Content-Length must be ignored (RFC 9112 6.3).
+		r.ContentLength = -1
 	}
 	if r.Chunked {
 		// Transfer-Encoding overrides Content-Length (RFC 9112 6.3); the

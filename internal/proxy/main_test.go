@@ -359,6 +359,14 @@ func (b *rawBackend) serve(c net.Conn) {
 		if err != nil {
 			return
 		}
+		if string(head) == "\r\n" {
+			// Not a request: record it and answer like a strict origin.
+			b.mu.Lock()
+			b.heads = append(b.heads, head)
+			b.mu.Unlock()
+			c.Write([]byte("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"))
+			return
+		}
 		if cl := headerValue(head, "Content-Length"); cl != "" {
 			n, _ := strconv.Atoi(cl)
 			if _, err := io.CopyN(io.Discard, br, int64(n)); err != nil {

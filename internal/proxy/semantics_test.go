@@ -288,7 +288,11 @@ func TestKeepAliveReuseBothSides(t *testing.T) {
 			t.Fatalf("request %d: %d %q close=%v", i, resp.StatusCode, body, resp.Close)
 		}
 	}
-	// A second client, after the first: the idle backend connection is reused.
+	// A second client, after the first: the idle backend connection is
+	// reused. (The proxy answers the client before it pools the backend
+	// connection, so wait for that.)
+	mem := tp.Pool.Snapshot().Members[0]
+	waitFor(t, 2*time.Second, "the backend connection to be pooled", func() bool { return mem.Conns.Idle() == 1 })
 	c2 := dialProxy(t, tp.Addr)
 	for i := 0; i < 5; i++ {
 		if resp, _ := c2.get("/again"); resp.StatusCode != 200 {
@@ -629,7 +633,7 @@ func TestHopByHopAndForwardedHeaders(t *testing.T) {
 		heads := be.Heads()
 		got := heads[len(heads)-1]
 		want := map[string]string{
-			"X-Forwarded-For": "203.0.113.7, 10.0.0.1, 10.0.0.2, 127.0.0.1",
+			"X-Forwarded-For":   "203.0.113.7, 10.0.0.1, 10.0.0.2, 127.0.0.1",
 			"X-Forwarded-Proto": "https", "X-Forwarded-Host": "public.example", "Host": "h",
 		}
 		for k, v := range want {
@@ -658,5 +662,28 @@ func TestAbsoluteFormTarget(t *testing.T) {
 		if l := strings.SplitN(string(got), "\r\n", 2)[0]; l != tc.line || headerValue(got, "Host") != tc.host {
 			t.Errorf("%s: backend got %q Host %q", tc.target, l, headerValue(got, "Host"))
 		}
+	}
+}
+
+func TestPipelinedRequests(t *testing.T) {
+	be := newBackend(t, http.HandlerFunc(echoHandler))
+	tp := startProxy(t, []string{hostPort(be.URL)}, nil)
+	c := dialProxy(t, tp.Addr)
+	// Three requests in one write, the second with a body, the last asking
+	// to close: answered in order, then the connection closes.
+	c.write("GET /1 HTTP/1.1\r\nHost: h\r\n\r\n" +
+		"POST /2 HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\n\r\nbody" +
+		"GET /3 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+	for i, want := range []struct {
+		method, len string
+		close       bool
+	}{{"GET", "0", false}, {"POST", "4", false}, {"GET", "0", true}} {
+		resp, _ := c.read(want.method)
+		if resp.StatusCode != 200 || resp.Header.Get("X-Method") != want.method || resp.Header.Get("X-Len") != want.len || resp.Close != want.close {
+			t.Fatalf("response %d: %d %s len %s close %v", i, resp.StatusCode, resp.Header.Get("X-Method"), resp.Header.Get("X-Len"), resp.Close)
+		}
+	}
+	if !c.closed(2 * time.Second) {
+		t.Error("connection open after Connection: close")
 	}
 }

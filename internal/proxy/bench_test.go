@@ -1,0 +1,165 @@
+package proxy_test
+
+import (
+	"bytes"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// tinyBackend is a raw-TCP keep-alive origin answering every request with a
+// fixed tiny response. It does not allocate per request, so a benchmark's
+// allocs/op are the proxy's (and the client's, which does not allocate
+// either).
+type tinyBackend struct {
+	ln net.Listener
+	wg sync.WaitGroup
+	mu sync.Mutex
+	cs []net.Conn
+}
+
+var tinyResponse = []byte("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok")
+
+func newTinyBackend(tb testing.TB) *tinyBackend {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	b := &tinyBackend{ln: ln}
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			b.mu.Lock()
+			b.cs = append(b.cs, c)
+			b.mu.Unlock()
+			b.wg.Add(1)
+			go func() {
+				defer b.wg.Done()
+				defer c.Close()
+				buf := make([]byte, 16<<10)
+				n := 0
+				for {
+					m, err := c.Read(buf[n:])
+					if err != nil {
+						return
+					}
+					n += m
+					for { // answer every complete head (no bodies here)
+						i := bytes.Index(buf[:n], []byte("\r\n\r\n"))
+						if i < 0 {
+							break
+						}
+						if _, err := c.Write(tinyResponse); err != nil {
+							return
+						}
+						n = copy(buf, buf[i+4:n])
+					}
+					if n == len(buf) {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	tb.Cleanup(func() {
+		ln.Close()
+		b.mu.Lock()
+		for _, c := range b.cs {
+			c.Close()
+		}
+		b.mu.Unlock()
+		b.wg.Wait()
+	})
+	return b
+}
+
+// benchClient does keep-alive GETs on one raw connection without allocating.
+type benchClient struct {
+	c   net.Conn
+	req []byte
+	buf []byte
+}
+
+func newBenchClient(tb testing.TB, addr string) *benchClient {
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { c.Close() })
+	return &benchClient{
+		c: c,
+		req: []byte("GET /bench?x=1 HTTP/1.1\r\nHost: bench.example\r\nUser-Agent: fulcrum-bench\r\n" +
+			"Accept: */*\r\nCookie: session=abcdef0123456789\r\n\r\n"),
+		buf: make([]byte, 4096),
+	}
+}
+
+// get sends one request and reads one response with a 2-byte body.
+func (bc *benchClient) get() error {
+	if _, err := bc.c.Write(bc.req); err != nil {
+		return err
+	}
+	n := 0
+	for {
+		m, err := bc.c.Read(bc.buf[n:])
+		if err != nil {
+			return err
+		}
+		n += m
+		if i := bytes.Index(bc.buf[:n], []byte("\r\n\r\n")); i >= 0 && n >= i+4+2 {
+			if !bytes.HasPrefix(bc.buf, []byte("HTTP/1.1 200 ")) || n != i+6 {
+				return &net.OpError{Op: "bench", Err: errBadResponse(string(bc.buf[:n]))}
+			}
+			return nil
+		}
+	}
+}
+
+type errBadResponse string
+
+func (e errBadResponse) Error() string {
+	return "unexpected response: " + strings.ToValidUTF8(string(e), "?")
+}
+
+// BenchmarkProxyGET measures one keep-alive GET round trip through fulcrum:
+// client -> proxy -> pooled backend connection -> proxy -> client, all on
+// loopback. allocs/op covers the whole process (proxy, metrics, client and
+// backend; the latter two do not allocate).
+func BenchmarkProxyGET(b *testing.B) {
+	be := newTinyBackend(b)
+	tp := startProxy(b, []string{be.ln.Addr().String()}, nil)
+	bc := newBenchClient(b, tp.Addr)
+	if err := bc.get(); err != nil { // warm up: dial the backend once
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := bc.get(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkProxyGETParallel runs GOMAXPROCS clients, each on its own
+// keep-alive connection.
+func BenchmarkProxyGETParallel(b *testing.B) {
+	be := newTinyBackend(b)
+	tp := startProxy(b, []string{be.ln.Addr().String()}, nil)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		bc := newBenchClient(b, tp.Addr)
+		for pb.Next() {
+			if err := bc.get(); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
