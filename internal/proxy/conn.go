@@ -38,6 +38,9 @@ type clientConn struct {
 	rerr   error
 	// served counts requests on this connection.
 	served int
+	// linger asks close to drain the client's input before closing, so a
+	// refusal written while the client still sends is not lost to a reset.
+	linger bool
 
 	// *scratch holds the per-request working state. It is taken from a pool
 	// when a request arrives and given back when the connection goes idle,
@@ -170,8 +173,24 @@ func (c *clientConn) putBuf() {
 	c.br.R, c.br.W = 0, 0
 }
 
+// lingerTime and lingerBytes bound the drain of a refused client's input.
+const (
+	lingerTime  = 500 * time.Millisecond
+	lingerBytes = 256 << 10
+)
+
 func (c *clientConn) close() {
 	c.state.Store(stateClosed)
+	if c.linger {
+		// Half-close, then read (and drop) what the client still sends,
+		// briefly: closing with unread input would send a reset that can
+		// destroy the error response before the client reads it.
+		if tc, ok := c.nc.(*net.TCPConn); ok {
+			tc.CloseWrite()
+			tc.SetReadDeadline(time.Now().Add(lingerTime))
+			io.Copy(io.Discard, io.LimitReader(tc, lingerBytes))
+		}
+	}
 	c.nc.Close()
 	c.br.R, c.br.W = 0, 0
 	c.putBuf()

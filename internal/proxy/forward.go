@@ -217,7 +217,10 @@ func (c *clientConn) handle(set *Settings) (keep bool) {
 		if !c.canRetry(kind, ri, replayable, bodyStarted, attempt, cfg) {
 			break
 		}
-		if !budget.TryRetry(time.Now()) {
+		// A connect failure never reached a backend, so retrying it adds no
+		// load to one: only retries of requests that may have been
+		// processed draw on the budget.
+		if kind != failConnect && !budget.TryRetry(time.Now()) {
 			if c.srv.metrics != nil {
 				c.srv.metrics.RetryBudgetExhausted()
 			}
@@ -527,6 +530,10 @@ func (c *clientConn) relayResponse(set *Settings, snap *pool.Snapshot, mem *pool
 		}
 	}
 	c.out = appendResponseHead(c.out[:0], resp, frame, !keep, cookie)
+	if keep && ri.minor == 0 {
+		// HTTP/1.0 closes by default: say that this connection stays open.
+		c.out = append(c.out[:len(c.out)-2], "Connection: keep-alive\r\n\r\n"...)
+	}
 	uc.R.Discard(resp.HeadLen)
 	c.tc.WriteTimeout = set.Limits.WriteTimeout
 

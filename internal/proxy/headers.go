@@ -430,6 +430,9 @@ func (c *clientConn) writeError(status int, msg string, keep bool) {
 	b = strconv.AppendInt(b, int64(len(msg)+1), 10)
 	if !keep {
 		b = append(b, "\r\nConnection: close"...)
+		// The client may still be sending (a body fulcrum refused to read):
+		// close gently so the answer is not lost to a reset.
+		c.linger = true
 	}
 	b = append(b, "\r\n\r\n"...)
 	b = append(b, msg...)

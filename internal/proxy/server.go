@@ -175,9 +175,6 @@ func (s *Server) reject(nc net.Conn, reason string) {
 	}
 	nc.SetWriteDeadline(time.Now().Add(time.Second))
 	nc.Write(connLimitResponse)
-	if tc, ok := nc.(*net.TCPConn); ok {
-		tc.SetLinger(0)
-	}
 	nc.Close()
 }
 

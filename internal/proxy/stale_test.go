@@ -28,3 +28,20 @@ func TestStaleReusedConnectionRetriedOnFreshConnection(t *testing.T) {
 		t.Fatalf("backend blamed for stale connections: %+v", st[0])
 	}
 }
+
+// An HTTP/1.0 client that asks for keep-alive is told the connection stays open.
+func TestHTTP10KeepAliveAnnounced(t *testing.T) {
+	b := newRawBackend(t, func(head []byte) ([]byte, bool) { return okResponse("ok"), false })
+	tp := startProxy(t, []string{b.Addr()}, nil)
+	c := dialProxy(t, tp.Addr)
+	for i := 0; i < 2; i++ {
+		c.write("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+		resp, body := c.read("GET")
+		if resp.StatusCode != 200 || string(body) != "ok" {
+			t.Fatalf("request %d: %d %q", i, resp.StatusCode, body)
+		}
+		if got := resp.Header.Get("Connection"); got != "keep-alive" {
+			t.Fatalf("request %d: Connection = %q, want keep-alive", i, got)
+		}
+	}
+}
