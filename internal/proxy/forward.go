@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"runtime"
 	"errors"
 	"io"
 	"net/netip"
@@ -474,6 +475,12 @@ func (c *clientConn) attempt(set *Settings, cfg *config.Pool, p *pool.Pool, snap
 }
 
 func readResponseHead(uc *upstream.Conn, resp *h1.Response) error {
+	// The backend has just been sent the request: a read now would almost
+	// always find nothing (EAGAIN) and cost a wasted syscall before parking.
+	// Letting the other runnable connections go first gives the answer time
+	// to arrive, so that the read usually succeeds at once. Under light load
+	// nothing else is runnable and this returns immediately.
+	runtime.Gosched()
 	for {
 		if uc.R.W > uc.R.R {
 			err := h1.ParseResponse(uc.R.Buf[uc.R.R:uc.R.W], upstream.BufSize, resp)
