@@ -270,11 +270,20 @@ func (r *chunkedReader) Read(p []byte) (int, error) {
 }
 
 func TestKeepAliveReuseBothSides(t *testing.T) {
+	// Count connections that carried a request: the TCP health check also
+	// connects (and closes without a request), which must not count.
 	var newConns atomic.Int64
+	var mu sync.Mutex
+	seen := map[net.Conn]bool{}
 	be := httptest.NewUnstartedServer(http.HandlerFunc(echoHandler))
-	be.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			newConns.Add(1)
+	be.Config.ConnState = func(c net.Conn, s http.ConnState) {
+		if s == http.StateActive {
+			mu.Lock()
+			if !seen[c] {
+				seen[c] = true
+				newConns.Add(1)
+			}
+			mu.Unlock()
 		}
 	}
 	be.Start()
