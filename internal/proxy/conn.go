@@ -100,7 +100,6 @@ func (c *clientConn) putScratch() {
 func (c *clientConn) init() {
 	c.state.Store(stateIdle)
 	if tc, ok := c.nc.(*net.TCPConn); ok {
-		tc.SetNoDelay(true)
 		if rawReadSupported {
 			c.raw, _ = tc.SyscallConn()
 		}

@@ -116,7 +116,6 @@ func (p *Pool) dial(ctx context.Context) (*Conn, error) {
 	p.Dials.Add(1)
 	c := &Conn{}
 	if tc, ok := nc.(*net.TCPConn); ok {
-		tc.SetNoDelay(true)
 		c.raw, _ = tc.SyscallConn()
 	}
 	if p.opt.TLS != nil {
