@@ -188,6 +188,12 @@ func (p *Pool) applyLocked(cfg *config.Pool, idleTimeout time.Duration) {
 				m = &Member{State: m.State, Metrics: m.Metrics, target: m.target}
 			} else {
 				m = &Member{State: backend.NewState(now)}
+				if p.cfg == nil {
+					// Backends present at start-up serve at full weight at
+					// once; slow start is for backends that come up or are
+					// added later.
+					m.State.MarkUpSince(time.Unix(0, 0))
+				}
 				if p.opt.Metrics != nil {
 					m.Metrics = p.opt.Metrics.Backend(bc.Host)
 				}
@@ -238,9 +244,13 @@ func (p *Pool) rebuildLocked() {
 	members := make([]*Member, len(p.order))
 	usable := make([]*backend.Backend, 0, len(p.order))
 	all := make([]*backend.Backend, 0, len(p.order))
+	ramping := p.rampingLocked(now)
 	for i, m := range p.order {
 		b := *m.Backend
-		b.EffectiveWeight = slowStartWeight(b.Weight, cfg.SlowStart, now.Sub(m.State.UpSince()))
+		b.EffectiveWeight = b.Weight
+		if ramping {
+			b.EffectiveWeight = slowStartWeight(b.Weight, cfg.SlowStart, now.Sub(m.State.UpSince()))
+		}
 		nb := &b
 		m.Backend = nb
 		// Publish a copy: m is rewritten by later rebuilds and reloads
@@ -260,7 +270,13 @@ func (p *Pool) rebuildLocked() {
 	for _, m := range p.order {
 		m.State.SetObserver(nil, 0)
 	}
-	build, ok := balance.Lookup(cfg.Strategy)
+	strategy := cfg.Strategy
+	if ramping && strategy == "round_robin" {
+		// Round robin ignores weights; while a backend ramps up, rotate by
+		// the ramped weights instead (equal weights give the same rotation).
+		strategy = "weighted_round_robin"
+	}
+	build, ok := balance.Lookup(strategy)
 	if !ok {
 		build, _ = balance.Lookup("round_robin")
 	}
@@ -300,19 +316,28 @@ func (p *Pool) rebuildLocked() {
 	}
 }
 
-// slowStartWeight ramps a weight linearly over the slow-start window.
+// rampScale multiplies every weight while some backend is in slow start, so
+// that even a backend of weight 1 ramps in steps (1/16 of its share first).
+const rampScale = 16
+
+// slowStartWeight is the effective weight, on the rampScale scale, of a
+// backend up for since: it grows linearly over the slow-start window from
+// 1/rampScale of the weight to the full weight.
 func slowStartWeight(w int, window, since time.Duration) int {
+	full := w * rampScale
 	if window <= 0 || since >= window || since < 0 {
-		return w
+		return full
 	}
-	// Scale by 10 so even weight 1 ramps in steps: the ramp is computed on
-	// weight*10 and floored at 1 so a new backend always gets some traffic.
-	e := int(int64(w) * int64(since) / int64(window))
+	e := int(int64(full) * int64(since) / int64(window))
 	if e < 1 {
 		e = 1
 	}
 	return e
 }
+
+// hashStrategy reports strategies whose placement must not move with weights
+// (slow start does not apply to them: a ramp would remap keys twice).
+func hashStrategy(s string) bool { return s == "ip_hash" || s == "consistent_hash" }
 
 // loop is the pool's maintenance goroutine: it rebuilds the snapshot when
 // kicked (ejections), during slow-start ramps and when ejections expire, and
@@ -331,7 +356,8 @@ func (p *Pool) loop(ctx context.Context) {
 			p.mu.Unlock()
 		case now := <-tick.C:
 			p.mu.Lock()
-			if p.rampingLocked(p.opt.Clock.Now()) {
+			if r := p.rampingLocked(p.opt.Clock.Now()); r || p.snapRamping() {
+				// Re-weigh during the ramp, and once more when it ends.
 				p.rebuildLocked()
 			}
 			for _, m := range p.order {
@@ -342,18 +368,37 @@ func (p *Pool) loop(ctx context.Context) {
 	}
 }
 
+// rampingLocked reports whether some usable backend is within its slow-start
+// window.
 func (p *Pool) rampingLocked(now time.Time) bool {
-	if p.cfg.SlowStart <= 0 {
+	if p.cfg.SlowStart <= 0 || hashStrategy(p.cfg.Strategy) {
 		return false
 	}
 	for _, m := range p.order {
 		since := now.Sub(m.State.UpSince())
-		if m.Backend.EffectiveWeight != m.Backend.Weight || (since >= 0 && since < p.cfg.SlowStart+time.Second) {
+		if since >= 0 && since < p.cfg.SlowStart && m.State.Usable(now) {
 			return true
 		}
 	}
 	return false
 }
+
+// snapRamping reports whether the published snapshot carries ramped weights.
+func (p *Pool) snapRamping() bool {
+	snap := p.snap.Load()
+	for _, m := range snap.Members {
+		if m.Backend.EffectiveWeight != m.Backend.Weight {
+			return true
+		}
+	}
+	return false
+}
+
+// maxEjectPercent bounds passive ejection: it never takes out more than half
+// of a pool's backends (and so never the only one). Active checks still take
+// any backend out. This keeps a stall on fulcrum's side, which makes every
+// backend look slow at once, from ejecting them all.
+const maxEjectPercent = 50
 
 // Observe feeds one request outcome into passive health checks. It runs on
 // the request path: lock-free unless it ejects the backend.
@@ -363,6 +408,12 @@ func (p *Pool) Observe(m *Member, failed bool) {
 		return
 	}
 	if pas.Observe(m.State, failed) {
+		if !p.ejectionAllowed(m) {
+			m.State.Readmit(p.opt.Clock.Now())
+			p.opt.Logger.Warn("passive ejection skipped: it would eject more than half of the backends",
+				"backend", m.Backend.Key, "max_eject_percent", maxEjectPercent)
+			return
+		}
 		until := m.State.EjectedUntil()
 		p.opt.Logger.Warn("backend ejected by passive checks", "backend", m.Backend.Key,
 			"until", until.Format(time.RFC3339), "consecutive_failures", m.State.ConsecutiveFailures().Load())
@@ -375,6 +426,20 @@ func (p *Pool) Observe(m *Member, failed bool) {
 		default:
 		}
 	}
+}
+
+// ejectionAllowed reports whether m (just ejected) may stay ejected under
+// maxEjectPercent.
+func (p *Pool) ejectionAllowed(m *Member) bool {
+	snap := p.snap.Load()
+	now := p.opt.Clock.Now()
+	ejected := 0
+	for _, o := range snap.Members {
+		if o.State.Ejected(now) {
+			ejected++
+		}
+	}
+	return ejected*100 <= maxEjectPercent*len(snap.Members)
 }
 
 // Released must be called after a request on this pool ends; it wakes

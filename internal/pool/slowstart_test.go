@@ -15,16 +15,18 @@ func TestSlowStartWeight(t *testing.T) {
 		since  time.Duration
 		want   int
 	}{
-		{10, 0, 0, 10},              // slow start off
-		{10, win, win, 10},          // window over
-		{10, win, 2 * win, 10},      // long over
-		{10, win, -time.Second, 10}, // clock went backwards: no ramp
-		{10, win, 0, 1},             // just up: floor of 1, never 0
-		{10, win, 500 * time.Millisecond, 1},
-		{10, win, 5 * time.Second, 5}, // linear
-		{10, win, 9 * time.Second, 9},
-		{100, win, 2500 * time.Millisecond, 25},
-		{1, win, 5 * time.Second, 1}, // weight 1 cannot ramp
+		// Weights are on the rampScale (16) scale while a ramp runs.
+		{10, 0, 0, 160},              // slow start off
+		{10, win, win, 160},          // window over
+		{10, win, 2 * win, 160},      // long over
+		{10, win, -time.Second, 160}, // clock went backwards: no ramp
+		{10, win, 0, 1},              // just up: floor of 1, never 0
+		{10, win, 500 * time.Millisecond, 8},
+		{10, win, 5 * time.Second, 80}, // linear
+		{10, win, 9 * time.Second, 144},
+		{100, win, 2500 * time.Millisecond, 400},
+		{1, win, 5 * time.Second, 8}, // weight 1 ramps too
+		{1, win, 0, 1},
 	}
 	for _, tc := range cases {
 		if got := slowStartWeight(tc.w, tc.window, tc.since); got != tc.want {
@@ -61,10 +63,12 @@ func equalInts(a, b []int) bool {
 	return true
 }
 
-// TestSlowStartRamp drives the ramp on the fake clock: a backend that comes
-// back up, and one added by a reload, start at weight 1 and reach their full
-// weight linearly over slow_start, while the others keep theirs. The ramp
-// shows in the picks of weighted_round_robin.
+// TestSlowStartRamp drives the ramp on the fake clock: backends present at
+// start-up serve at full weight; a backend that comes back up, and one added
+// by a reload, start at 1/160 of a full share and reach their full weight
+// linearly over slow_start, while the others keep theirs (weights are scaled
+// by rampScale while a ramp runs). The ramp shows in the picks of
+// weighted_round_robin.
 func TestSlowStartRamp(t *testing.T) {
 	const win = 10 * time.Second
 	hosts := hostsN(3)
@@ -77,37 +81,32 @@ func TestSlowStartRamp(t *testing.T) {
 		}
 	})
 	p, clk := testPool(t, cfg, nil)
-	// Backends present at start-up count as just up.
-	if w := weights(p); !equalInts(w, []int{1, 1}) {
-		t.Fatalf("weights at start = %v, want [1 1]", w)
-	}
-	if !p.rampingLocked(clk.Now()) {
-		t.Fatal("rampingLocked = false during the ramp")
-	}
-	clk.Advance(win)
-	rebuild(p)
+	// Backends present at start-up serve at full weight at once.
 	if w := weights(p); !equalInts(w, []int{10, 10}) {
-		t.Fatalf("weights after the window = %v, want [10 10]", w)
+		t.Fatalf("weights at start = %v, want [10 10]", w)
+	}
+	if p.rampingLocked(clk.Now()) {
+		t.Fatal("rampingLocked = true at start-up")
 	}
 
 	// Backend 1 goes down and comes back: it ramps again from 1.
 	setHealth(p, 1, false)
 	clk.Advance(time.Minute)
 	setHealth(p, 1, true)
-	if w := weights(p); !equalInts(w, []int{10, 1}) {
-		t.Fatalf("weights right after recovery = %v, want [10 1]", w)
+	if w := weights(p); !equalInts(w, []int{160, 1}) {
+		t.Fatalf("weights right after recovery = %v, want [160 1]", w)
 	}
-	if got := picks(t, p, 110); got[hosts[0]] != 100 || got[hosts[1]] != 10 {
-		t.Fatalf("picks right after recovery = %v, want 100/10", got)
+	if got := picks(t, p, 161); got[hosts[0]] != 160 || got[hosts[1]] != 1 {
+		t.Fatalf("picks right after recovery = %v, want 160/1", got)
 	}
 	for _, step := range []struct {
-		adv  time.Duration
-		want int
-	}{{2500 * time.Millisecond, 2}, {2500 * time.Millisecond, 5}, {4 * time.Second, 9}, {time.Second, 10}} {
+		adv        time.Duration
+		want, full int
+	}{{2500 * time.Millisecond, 40, 160}, {2500 * time.Millisecond, 80, 160}, {4 * time.Second, 144, 160}, {time.Second, 10, 10}} {
 		clk.Advance(step.adv)
 		rebuild(p)
-		if w := weights(p); w[1] != step.want || w[0] != 10 {
-			t.Fatalf("at +%v: weights = %v, want [10 %d]", clk.Now().Sub(epoch), w, step.want)
+		if w := weights(p); w[1] != step.want || w[0] != step.full {
+			t.Fatalf("at +%v: weights = %v, want [%d %d]", clk.Now().Sub(epoch), w, step.full, step.want)
 		}
 	}
 	if got := picks(t, p, 200); got[hosts[0]] != 100 || got[hosts[1]] != 100 {
@@ -128,13 +127,13 @@ func TestSlowStartRamp(t *testing.T) {
 		}
 	})
 	p.Update(cfg2, time.Minute)
-	if w := weights(p); !equalInts(w, []int{10, 10, 1}) {
-		t.Fatalf("weights after adding a backend = %v, want [10 10 1]", w)
+	if w := weights(p); !equalInts(w, []int{160, 160, 1}) {
+		t.Fatalf("weights after adding a backend = %v, want [160 160 1]", w)
 	}
 	clk.Advance(win / 2)
 	rebuild(p)
-	if w := weights(p); !equalInts(w, []int{10, 10, 5}) {
-		t.Fatalf("weights half-way = %v, want [10 10 5]", w)
+	if w := weights(p); !equalInts(w, []int{160, 160, 80}) {
+		t.Fatalf("weights half-way = %v, want [160 160 80]", w)
 	}
 }
 

@@ -154,7 +154,8 @@ func (c *clientConn) handle(set *Settings) (keep bool) {
 	budget := p.Budget()
 	budget.Request(start)
 	bodyStarted := false
-	var sameAgain *pool.Member // retry on this backend with a fresh connection
+	var triedList [4]*backend.State // backends of earlier attempts
+	var sameAgain *pool.Member      // retry on this backend with a fresh connection
 	staleRetried := false
 	for {
 		c.breq.Exclude = tried
@@ -166,6 +167,12 @@ func (c *clientConn) handle(set *Settings) (keep bool) {
 			b = snap.Members[ri.stickyIdx].Backend
 		} else {
 			b, err = snap.Picker.Pick(&c.breq)
+			// Avoid every backend already tried, not only the last one,
+			// while another is available.
+			for k := 0; err == nil && k < len(snap.Members) && k < 4 && triedBefore(&triedList, attempt, b); k++ {
+				c.breq.Exclude = b
+				b, err = snap.Picker.Pick(&c.breq)
+			}
 		}
 		if err != nil {
 			if lastKind == failNone {
@@ -228,6 +235,9 @@ func (c *clientConn) handle(set *Settings) (keep bool) {
 			break
 		}
 		tried = b
+		if attempt < len(triedList) {
+			triedList[attempt] = b.State
+		}
 		attempt++
 	}
 	switch lastKind {
@@ -239,6 +249,16 @@ func (c *clientConn) handle(set *Settings) (keep bool) {
 		c.writeError(502, "bad gateway", false)
 	}
 	c.srv.finish(c, lastMem, ri, status, start, lastErr)
+	return false
+}
+
+// triedBefore reports whether b served one of the first n attempts.
+func triedBefore(list *[4]*backend.State, n int, b *backend.Backend) bool {
+	for i := 0; i < n && i < len(list); i++ {
+		if list[i] == b.State {
+			return true
+		}
+	}
 	return false
 }
 

@@ -45,3 +45,17 @@ func TestHTTP10KeepAliveAnnounced(t *testing.T) {
 		}
 	}
 }
+
+// With two dead backends and one live, retries (2) avoid every backend
+// already tried, so each GET reaches the live one within its attempts.
+func TestRetriesAvoidAllTriedBackends(t *testing.T) {
+	live := newRawBackend(t, func(head []byte) ([]byte, bool) { return okResponse("ok"), false })
+	tp := startProxy(t, []string{deadPort(t), deadPort(t), live.Addr()}, nil)
+	for i := 0; i < 30; i++ {
+		c := dialProxy(t, tp.Addr)
+		resp, body := c.get("/")
+		if resp.StatusCode != 200 || string(body) != "ok" {
+			t.Fatalf("request %d: %d %q", i, resp.StatusCode, body)
+		}
+	}
+}
