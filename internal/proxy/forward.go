@@ -2,10 +2,10 @@ package proxy
 
 import (
 	"context"
-	"runtime"
 	"errors"
 	"io"
 	"net/netip"
+	"runtime"
 	"strconv"
 	"time"
 
