@@ -29,6 +29,14 @@ type Controller interface {
 	Backends() []pool.Status
 }
 
+// TokenSource is implemented by a Controller whose Reload can change the
+// admin token: after a successful POST /admin/reload the server takes the
+// token from AdminToken, as SIGHUP does in cmd/fulcrum, so a rotated token
+// works at once whichever way the reload was triggered.
+type TokenSource interface {
+	AdminToken() string
+}
+
 // Server is the admin HTTP handler.
 type Server struct {
 	ctl   Controller
@@ -62,8 +70,11 @@ func (s *Server) SetToken(t string) { s.token.Store(&t) }
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path != "/healthz" {
 		if tok := *s.token.Load(); tok != "" {
-			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-			if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(tok)) != 1 {
+			// The auth scheme is case-insensitive (RFC 9110 section 11.1).
+			auth := r.Header.Get("Authorization")
+			const scheme = "Bearer "
+			ok := len(auth) >= len(scheme) && strings.EqualFold(auth[:len(scheme)], scheme)
+			if !ok || subtle.ConstantTimeCompare([]byte(auth[len(scheme):]), []byte(tok)) != 1 {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="fulcrum"`)
 				http.Error(w, "unauthorized", http.StatusUnauthorized)
 				return
@@ -81,6 +92,9 @@ func (s *Server) reload(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusBadRequest)
 		w.Write([]byte("reload failed; running configuration unchanged:\n" + err.Error() + "\n"))
 		return
+	}
+	if ts, ok := s.ctl.(TokenSource); ok {
+		s.SetToken(ts.AdminToken())
 	}
 	w.Write([]byte(summary + "\n"))
 }

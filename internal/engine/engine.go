@@ -156,6 +156,9 @@ func (e *Engine) reloadResult(ok bool) {
 	}
 }
 
+// AdminToken is the running configuration's admin token (admin.TokenSource).
+func (e *Engine) AdminToken() string { return e.cfg.Load().AdminToken }
+
 // Backends lists the backends of every service.
 func (e *Engine) Backends() []pool.Status {
 	var out []pool.Status
@@ -176,6 +179,15 @@ func (e *Engine) BackendSamples(dst []metrics.BackendSample) []metrics.BackendSa
 // Shutdown stops accepting, lets in-flight requests finish until ctx ends,
 // then stops health checks and closes upstream connections.
 func (e *Engine) Shutdown(ctx context.Context) error {
+	if e.cancel == nil {
+		// Never started (e.g. the admin listener failed to bind): nothing
+		// serves, so no serve result will come; release what New bound.
+		e.closeListeners()
+		for _, s := range e.services {
+			s.pool.Stop()
+		}
+		return nil
+	}
 	var wg sync.WaitGroup
 	errs := make([]error, len(e.services))
 	for i, s := range e.services {
