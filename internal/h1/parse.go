@@ -211,6 +211,10 @@ func ParseRequest(buf []byte, maxHead int, r *Request) error {
 	r.KeepAlive = r.Minor == 1
 
 	isConnect := string(r.Method) == "CONNECT"
+	if isConnect {
+		// A reverse proxy does not tunnel: refuse CONNECT whatever its target.
+		return ErrConnectNotAllowed
+	}
 	switch {
 	case r.Target[0] == '/':
 	case len(r.Target) == 1 && r.Target[0] == '*':
@@ -620,6 +624,13 @@ func ParseResponse(buf []byte, maxHead int, r *Response) error {
 					return ErrBadStatusLine
 				}
 				r.Reason = l[13:]
+				for _, c := range r.Reason {
+					// A bare CR (or other control) in the reason phrase could
+					// split the response for a lenient client.
+					if (c < ' ' && c != '\t') || c == 0x7f {
+						return ErrBadStatusLine
+					}
+				}
 			}
 			r.Close = r.Minor == 0
 			continue

@@ -407,13 +407,13 @@ func (p *Pool) Observe(m *Member, failed bool) {
 	if pas == nil {
 		return
 	}
+	if failed && !p.ejectionAllowed(m) {
+		// Ejecting this backend would take out more than half of the pool:
+		// its failures do not count towards an ejection now (no per-request
+		// log, no back-off growth). Active checks still apply.
+		return
+	}
 	if pas.Observe(m.State, failed) {
-		if !p.ejectionAllowed(m) {
-			m.State.Readmit(p.opt.Clock.Now())
-			p.opt.Logger.Warn("passive ejection skipped: it would eject more than half of the backends",
-				"backend", m.Backend.Key, "max_eject_percent", maxEjectPercent)
-			return
-		}
 		until := m.State.EjectedUntil()
 		p.opt.Logger.Warn("backend ejected by passive checks", "backend", m.Backend.Key,
 			"until", until.Format(time.RFC3339), "consecutive_failures", m.State.ConsecutiveFailures().Load())
@@ -428,14 +428,14 @@ func (p *Pool) Observe(m *Member, failed bool) {
 	}
 }
 
-// ejectionAllowed reports whether m (just ejected) may stay ejected under
-// maxEjectPercent.
+// ejectionAllowed reports whether ejecting m would keep the ejected backends
+// within maxEjectPercent. It scans the members only when a request failed.
 func (p *Pool) ejectionAllowed(m *Member) bool {
 	snap := p.snap.Load()
 	now := p.opt.Clock.Now()
 	ejected := 0
 	for _, o := range snap.Members {
-		if o.State.Ejected(now) {
+		if o.State == m.State || o.State.Ejected(now) {
 			ejected++
 		}
 	}

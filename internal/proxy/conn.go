@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -223,7 +224,13 @@ func (c *clientConn) serve() {
 		if c.srv.shutting.Load() {
 			return
 		}
-		c.tc.ArmRead(set.Limits.IdleTimeout)
+		if c.served == 0 && set.Limits.ReadHeaderTimeout > 0 {
+			// A new connection must send its first request head within
+			// read_header_timeout, counted from the accept.
+			c.tc.SetReadDeadline(time.Now().Add(set.Limits.ReadHeaderTimeout))
+		} else {
+			c.tc.ArmRead(set.Limits.IdleTimeout)
+		}
 		if err := c.waitAndRead(); err != nil {
 			return
 		}
@@ -268,10 +275,28 @@ func (c *clientConn) readHead(set *Settings) error {
 	// deadline covers (data is already there). Only a head that arrives in
 	// pieces gets the read_header_timeout deadline, armed at the first
 	// incomplete parse, so the common case sets no timer.
-	armed := false
+	//
+	// The head is parsed only once its end is in the buffer: scanned marks
+	// how far the buffered bytes have been searched for it, so a head that
+	// trickles in byte by byte costs linear, not quadratic, time.
+	// On a new connection the deadline armed at accept already bounds the head.
+	armed := c.served == 0 && set.Limits.ReadHeaderTimeout > 0
+	scanned := 0
 	for {
-		if c.br.W > c.br.R {
-			err := h1.ParseRequest(c.br.Buf[c.br.R:c.br.W], max, &c.req)
+		if data := c.br.Buf[c.br.R:c.br.W]; len(data) > 0 {
+			from := scanned - 2
+			if from < 0 {
+				from = 0
+			}
+			complete := data[0] == '\r' || data[0] == '\n' ||
+				bytes.Index(data[from:], crlfcrlfTail) >= 0 || bytes.Index(data[from:], lflf) >= 0
+			scanned = len(data)
+			var err error
+			if complete || len(data) >= max {
+				err = h1.ParseRequest(data, max, &c.req)
+			} else {
+				err = h1.ErrNeedMore
+			}
 			if err == nil {
 				return nil
 			}
@@ -304,6 +329,11 @@ func (c *clientConn) readHead(set *Settings) error {
 		}
 	}
 }
+
+var (
+	crlfcrlfTail = []byte("\n\r\n")
+	lflf         = []byte("\n\n")
+)
 
 var errRequestTimeout = &h1.Error{Status: 408, Msg: "request timeout"}
 

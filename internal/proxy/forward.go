@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/netip"
 	"runtime"
 	"strconv"
@@ -59,6 +60,9 @@ type reqInfo struct {
 func (c *clientConn) handle(set *Settings) (keep bool) {
 	start := time.Now()
 	req := &c.req
+	// Everything written to the client, including fulcrum's own answers,
+	// is bounded by write_timeout.
+	c.tc.WriteTimeout = set.Limits.WriteTimeout
 	p := c.srv.pool.Load()
 	snap := p.Snapshot()
 	cfg := snap.Cfg
@@ -85,12 +89,13 @@ func (c *clientConn) handle(set *Settings) (keep bool) {
 		if ok, retry := lim.allow(c.rateKey(lim, clientIP), start); !ok {
 			c.srv.countRejected("rate_limited")
 			c.br.Discard(req.HeadLen)
-			return c.writeRateLimited(retry, ri)
+			return c.writeRateLimited(retry, ri, start)
 		}
 	}
 	if max := set.Limits.MaxBodyBytes; max > 0 && req.ContentLength > max {
 		c.srv.countRejected("body_too_large")
 		c.writeError(413, "request body too large", false)
+		c.srv.finish(c, nil, ri, 413, start, nil)
 		return false
 	}
 	// A chunked body is streamed, so its head reaches a backend before the
@@ -365,7 +370,7 @@ func (c *clientConn) attempt(set *Settings, cfg *config.Pool, p *pool.Pool, snap
 		c.backendError(mem, metrics.ErrConnect, err)
 		return failConnect, err, 0, false
 	}
-	t0 := time.Now()
+	t0 := time.Now() // reset below once a streamed body has been sent
 	uc.T.WriteTimeout = cfg.ResponseHeaderTimeout
 	uc.T.ReadTimeout = cfg.ResponseHeaderTimeout
 
@@ -387,6 +392,7 @@ func (c *clientConn) attempt(set *Settings, cfg *config.Pool, p *pool.Pool, snap
 	if _, err := uc.T.Write(out); err != nil {
 		mem.Conns.Discard(uc)
 		if uc.Reused {
+			release(false)
 			return failStale, err, 0, false
 		}
 		p.Observe(mem, true)
@@ -428,11 +434,20 @@ func (c *clientConn) attempt(set *Settings, cfg *config.Pool, p *pool.Pool, snap
 				}
 				return failClient, berr, 499, false
 			}
-			// The backend stopped reading; it may still have answered (e.g. 413).
+			// The backend stopped reading; it may still have answered (e.g.
+			// 413). The rest of the client's body is unread, so the client
+			// connection must close after the answer: its remaining bytes
+			// must never be taken for a next request.
 			uc.Broken = true
+			ri.keepAlive = false
 		}
 	}
 
+	if *bodyStarted {
+		// Time to first byte counts from the end of the upload: a slow
+		// client must not make the backend look slow.
+		t0 = time.Now()
+	}
 	// Response head, skipping (and relaying) interim 1xx responses.
 	// The response head must start within response_header_timeout; uc.T
 	// reads keep the deadline armed (inactivity), without a timer update per request.
@@ -452,6 +467,7 @@ func (c *clientConn) attempt(set *Settings, cfg *config.Pool, p *pool.Pool, snap
 				return failBadResp, err, 0, false
 			}
 			if uc.Reused && uc.R.W == 0 && !*bodyStarted {
+				release(false)
 				return failStale, err, 0, false
 			}
 			p.Observe(mem, true)
@@ -477,7 +493,9 @@ func (c *clientConn) attempt(set *Settings, cfg *config.Pool, p *pool.Pool, snap
 	if mem.Metrics != nil {
 		mem.Metrics.ObserveResponse(ttfb)
 	}
-	st.ObserveLatency(ttfb, time.Now())
+	if cfg.Strategy == "least_response_time" {
+		st.ObserveLatency(ttfb, time.Now())
+	}
 	status = resp.Status
 	failed := resp.Status >= 500 && cfg.Passive.Consider5xx
 	if resp.Status >= 500 && mem.Metrics != nil {
@@ -629,6 +647,11 @@ func (c *clientConn) tunnel(uc *upstream.Conn, resp *h1.Response, set *Settings)
 	c.tc.ArmWrite(0)
 	uc.T.ArmRead(0)
 	uc.T.ArmWrite(0)
+	// A tunnel may idle for hours, so it has no inactivity deadline; TCP
+	// keep-alive probes find a client that vanished without a FIN.
+	if tc, ok := c.nc.(*net.TCPConn); ok {
+		tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: 60 * time.Second, Interval: 15 * time.Second, Count: 4})
+	}
 	if _, err := c.tc.Write(c.out); err != nil {
 		uc.Close()
 		return

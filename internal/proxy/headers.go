@@ -76,6 +76,34 @@ func (t *connTokens) has(name []byte) bool {
 	return false
 }
 
+// hasIn is has, falling back to a scan of the Connection fields when they
+// listed more names than connTokens keeps.
+func (t *connTokens) hasIn(hs []h1.Header, name []byte) bool {
+	if t.has(name) {
+		return true
+	}
+	if !t.more {
+		return false
+	}
+	found := false
+	for i := range hs {
+		if h1.EqualFold(hs[i].Name, "Connection") {
+			h1.ForEachToken(hs[i].Value, func(tok []byte) {
+				if bytes.EqualFold(tok, name) {
+					found = true
+				}
+			})
+		}
+	}
+	return found
+}
+
+// isClientIdentity reports fields that claim a client identity; they are
+// passed on only from trusted proxies.
+func isClientIdentity(name []byte) bool {
+	return h1.EqualFold(name, "Forwarded") || h1.EqualFold(name, "X-Real-IP")
+}
+
 // appendRequestHead writes the request line and fields for the backend,
 // without the framing field and the final CRLF.
 func (c *clientConn) appendRequestHead(dst []byte, set *Settings, client netip.Addr) []byte {
@@ -113,7 +141,8 @@ version:
 	trusted := c.peerTrusted(set)
 	for i := range req.Headers {
 		h := &req.Headers[i]
-		if isHopOrRewritten(h.Name) || (ct.n > 0 && ct.has(h.Name)) {
+		if isHopOrRewritten(h.Name) || ((ct.n > 0 || ct.more) && ct.hasIn(req.Headers, h.Name)) ||
+			(!trusted && isClientIdentity(h.Name)) {
 			continue
 		}
 		dst = append(dst, h.Name...)
@@ -181,7 +210,7 @@ func appendResponseHead(dst []byte, resp *h1.Response, frame int64, closeConn bo
 			}
 			continue
 		}
-		if isHopOrRewrittenResp(h.Name) || (ct.n > 0 && ct.has(h.Name)) {
+		if isHopOrRewrittenResp(h.Name) || ((ct.n > 0 || ct.more) && ct.hasIn(resp.Headers, h.Name)) {
 			continue
 		}
 		dst = appendField(dst, h)

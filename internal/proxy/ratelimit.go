@@ -108,7 +108,7 @@ func (c *clientConn) rateKey(l *rateLimiter, client netip.Addr) []byte {
 
 // writeRateLimited answers 429 with Retry-After. A request body that was not
 // read forces the connection closed.
-func (c *clientConn) writeRateLimited(retry int, ri reqInfo) bool {
+func (c *clientConn) writeRateLimited(retry int, ri reqInfo, start time.Time) bool {
 	if retry < 1 {
 		retry = 1
 	}
@@ -119,10 +119,11 @@ func (c *clientConn) writeRateLimited(retry int, ri reqInfo) bool {
 	b = append(b, "\r\nContent-Length: 20\r\n"...)
 	if !keep {
 		b = append(b, "Connection: close\r\n"...)
+		c.linger = true // the unread body must not turn the close into a reset
 	}
 	b = append(b, "\r\nrate limit exceeded\n"...)
 	c.tc.Write(b)
 	c.out = b[:0]
-	c.srv.finish(c, nil, ri, 429, time.Now(), nil)
+	c.srv.finish(c, nil, ri, 429, start, nil)
 	return keep
 }

@@ -1,7 +1,15 @@
 package proxy_test
 
 import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 // A backend that closes every connection right after answering, without
@@ -59,3 +67,77 @@ func TestRetriesAvoidAllTriedBackends(t *testing.T) {
 		}
 	}
 }
+
+// A backend that answers (413) and closes while the client is still
+// streaming a large body: the client gets the answer and its connection is
+// closed, so the unread rest of the body can never be read as a next request.
+func TestEarlyAnswerClosesClientConnection(t *testing.T) {
+	// The backend reads the head only, answers 413 and closes without
+	// reading the body.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var heads []string
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			br := bufio.NewReader(conn)
+			if head, err := readHead(br); err == nil {
+				mu.Lock()
+				heads = append(heads, string(head))
+				mu.Unlock()
+				conn.Write([]byte("HTTP/1.1 413 Payload Too Large\r\nContent-Length: 4\r\nConnection: close\r\n\r\nbig!"))
+			}
+			conn.Close()
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); <-done })
+	tp := startProxy(t, []string{ln.Addr().String()}, map[string]any{"retry_buffer": 1024})
+	nc, err := net.Dial("tcp", tp.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	// Content-Length well above retry_buffer: streamed. The body hides a
+	// second request that must never be parsed.
+	smuggled := "GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
+	body := smuggled + string(make([]byte, 4<<20))
+	wdone := make(chan struct{})
+	go func() {
+		defer close(wdone)
+		nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		nc.Write([]byte("POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: " + itoa(len(body)) + "\r\n\r\n" + body))
+	}()
+	nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(nc)
+	if resp, err := http.ReadResponse(br, nil); err == nil {
+		if resp.StatusCode != 413 {
+			t.Fatalf("status %d, want 413 (or a closed connection)", resp.StatusCode)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	// The connection must then be closed by fulcrum (EOF or reset), not
+	// kept waiting for a next request.
+	if _, err := br.ReadByte(); err == nil || isTimeout(err) {
+		t.Fatalf("client connection kept open with an unread body (err %v)", err)
+	}
+	nc.Close()
+	<-wdone
+	mu.Lock()
+	defer mu.Unlock()
+	for _, h := range heads {
+		if strings.Contains(h, "/smuggled") {
+			t.Fatal("the body was parsed as a request")
+		}
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }

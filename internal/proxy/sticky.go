@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"fulcrum/internal/balance"
 	"fulcrum/internal/config"
 	"fulcrum/internal/h1"
 	"fulcrum/internal/pool"
@@ -102,9 +103,9 @@ func (s *sticky) lookup(c *clientConn, snap *pool.Snapshot, client netip.Addr) (
 		if snap.SourceIP == nil {
 			return -1, stickyMiss
 		}
-		c.breq.Hash, c.breq.HasHash = hashAddr(client), true
-		b, err := snap.SourceIP.Pick(&c.breq)
-		c.breq.HasHash = false
+		// A request of its own: c.breq may carry the strategy's hash key.
+		r := balance.Request{Hash: hashAddr(client), HasHash: true}
+		b, err := snap.SourceIP.Pick(&r)
 		if err != nil {
 			return -1, stickyMiss
 		}
@@ -160,14 +161,18 @@ func (s *sticky) setCookie(dst []byte, res stickyResult, used int, pinned int, s
 			if !h1.EqualFold(h.Name, "Set-Cookie") {
 				continue
 			}
-			if v := setCookieValue(h.Value, s.cfg.CookieName); len(v) > 0 {
+			if v := setCookieValue(h.Value, s.cfg.CookieName); len(v) > 0 && len(v) <= maxAppCookieLen {
 				s.app.put(v, id, time.Now())
 				learned = true
 			}
 		}
 		// A request whose app cookie moved to another backend: re-pin it there.
-		if !learned && len(requestCookie) > 0 && used != pinned {
-			s.app.put(requestCookie, id, time.Now())
+		// Only a value the table already knows is moved: values a client
+		// invents are never stored, so clients cannot fill the table.
+		if !learned && len(requestCookie) > 0 && len(requestCookie) <= maxAppCookieLen && used != pinned {
+			if _, known := s.app.get(requestCookie, time.Now()); known {
+				s.app.put(requestCookie, id, time.Now())
+			}
 		}
 	}
 	return dst
@@ -204,6 +209,10 @@ func setCookieValue(v []byte, name string) []byte {
 	}
 	return v
 }
+
+// maxAppCookieLen bounds the application cookie values the table stores;
+// longer values are not remembered (their requests follow the strategy).
+const maxAppCookieLen = 256
 
 func appendHex16(dst []byte, v uint64) []byte {
 	const hexd = "0123456789abcdef"

@@ -633,3 +633,22 @@ func stickySnapForSecret(t *testing.T) (*pool.Snapshot, []string) {
 	}
 	return snap, keys
 }
+
+// Values a client invents are never stored: the table cannot be filled by
+// clients, and over-long values are not remembered at all.
+func TestStickyAppCookieIgnoresInventedValues(t *testing.T) {
+	snap := stickySnap("http://127.0.0.1:1", "http://127.0.0.1:2")
+	s := newSticky(&config.Sticky{Type: "app_cookie", CookieName: "JSESSIONID", TTL: time.Hour, MaxEntries: 1000}, nil)
+	for i := 0; i < 100; i++ {
+		s.setCookie(nil, stickyRepinned, 1, -1, snap, &h1.Response{}, []byte(fmt.Sprintf("invented-%d", i)), false)
+	}
+	if n := s.app.len(); n != 0 {
+		t.Fatalf("table holds %d invented values, want 0", n)
+	}
+	long := "Set-Cookie: JSESSIONID=" + strings.Repeat("x", maxAppCookieLen+1)
+	resp := &h1.Response{Headers: []h1.Header{{Name: []byte("Set-Cookie"), Value: []byte(long[len("Set-Cookie: "):])}}}
+	s.setCookie(nil, stickyMiss, 0, -1, snap, resp, nil, false)
+	if n := s.app.len(); n != 0 {
+		t.Fatalf("over-long value stored")
+	}
+}

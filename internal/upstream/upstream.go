@@ -120,7 +120,15 @@ func (p *Pool) dial(ctx context.Context) (*Conn, error) {
 	}
 	if p.opt.TLS != nil {
 		tlsConn := tls.Client(nc, p.opt.TLS)
-		if err := tlsConn.HandshakeContext(ctx); err != nil {
+		// The handshake is bounded by connect_timeout too: a backend that
+		// accepts TCP but never completes TLS must not hold the request.
+		hctx, cancel := ctx, context.CancelFunc(func() {})
+		if p.opt.ConnectTimeout > 0 {
+			hctx, cancel = context.WithTimeout(ctx, p.opt.ConnectTimeout)
+		}
+		err := tlsConn.HandshakeContext(hctx)
+		cancel()
+		if err != nil {
 			nc.Close()
 			return nil, &ErrDial{err}
 		}
