@@ -25,7 +25,8 @@ type Backend struct {
 	KeyHash uint64
 	// Weight is the configured weight (>= 1).
 	Weight int
-	// EffectiveWeight is Weight scaled by slow start; 1 <= EffectiveWeight <= Weight.
+	// EffectiveWeight is the weight pickers use: Weight, or while a slow-start
+	// ramp runs in the pool, the ramped weight on a x16 scale (>= 1).
 	EffectiveWeight int
 	// Index is the position of the backend in its pool's configured list.
 	Index int

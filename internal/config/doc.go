@@ -95,6 +95,7 @@
 //	http_only              true           cookie only
 //	same_site              "lax"          cookie only: "lax", "strict" or "none"
 //	max_entries            100000         app_cookie only: >= 1
+//	secret                 ""             cookie only: key of the HMAC that names the backend in the cookie
 //
 // source_ip takes no other keys.
 //
