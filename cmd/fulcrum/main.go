@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"sync/atomic"
 	"syscall"
@@ -59,6 +60,20 @@ Flags given together with -config override the file.
 Admin API (default 127.0.0.1:9090): GET /metrics, GET /admin/backends,
 POST /admin/reload, GET /healthz. SIGHUP reloads; SIGTERM/SIGINT shut down gracefully.
 `
+
+// clampProcs lowers GOMAXPROCS to the number of CPUs the process may run on
+// (its CPU affinity, which runtime.NumCPU reports). More Ps than CPUs only
+// adds thread wake-ups and spinning that steal time from the working thread:
+// measured on W1 pinned to one core, GOMAXPROCS=2 served 0.7-0.8x of 1.
+// It returns the value set by the environment when it was lowered, else 0.
+func clampProcs() int {
+	cur, n := runtime.GOMAXPROCS(0), runtime.NumCPU()
+	if cur > n {
+		runtime.GOMAXPROCS(n)
+		return cur
+	}
+	return 0
+}
 
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 {
@@ -205,6 +220,9 @@ func newLogger(cfg *config.Config, w io.Writer) (*slog.Logger, *slog.LevelVar) {
 func serve(cfg *config.Config, loader engine.Loader, stdout, stderr io.Writer, ready func(*engine.Engine)) int {
 	log, lv := newLogger(cfg, stderr)
 	slog.SetDefault(log)
+	if was := clampProcs(); was > 0 {
+		log.Info("GOMAXPROCS lowered to the CPUs this process may use", "requested", was, "gomaxprocs", runtime.GOMAXPROCS(0))
+	}
 	// Take over the signals before any port is bound: a SIGTERM or SIGHUP
 	// that arrives once the listeners accept connections must not kill the
 	// process with the default action; it is handled when serving starts.
@@ -243,7 +261,7 @@ func serve(cfg *config.Config, loader engine.Loader, stdout, stderr io.Writer, r
 		go adminHTTP.Serve(adminLn)
 	}
 	svc := cfg.Services[0]
-	log.Info("fulcrum started", "version", buildVersion(), "listen", eng.Addr().String(), "admin", cfg.AdminAddr,
+	log.Info("fulcrum started", "version", buildVersion(), "gomaxprocs", runtime.GOMAXPROCS(0), "listen", eng.Addr().String(), "admin", cfg.AdminAddr,
 		"strategy", svc.Pool.Strategy, "backends", len(svc.Pool.Backends), "health_check", svc.Pool.HealthCheck.Type,
 		"health_check_interval", svc.Pool.HealthCheck.Interval.String())
 	if ready != nil {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -35,6 +36,7 @@ type clientConn struct {
 	br     h1.Reader
 	bufp   *[]byte
 	readFn func(uintptr) bool
+	tryFn  func(uintptr) bool
 	rn     int
 	rerr   error
 	// served counts requests on this connection.
@@ -106,6 +108,7 @@ func (c *clientConn) init() {
 		}
 	}
 	c.readFn = c.readIdle
+	c.tryFn = c.tryRead
 	c.tc.Conn = c.nc
 	c.br.Conn = &c.tc
 }
@@ -125,6 +128,23 @@ func (c *clientConn) readIdle(fd uintptr) bool {
 		}
 		if err == errIntr {
 			continue
+		}
+		c.rn, c.rerr = n, err
+		return true
+	}
+}
+
+// tryRead is the RawConn.Read callback for one non-blocking read into the
+// buffer: rn is the byte count, -1 when nothing is there yet.
+func (c *clientConn) tryRead(fd uintptr) bool {
+	for {
+		n, err := rawRead(fd, c.br.Buf[c.br.W:])
+		if err == errIntr {
+			continue
+		}
+		if err == errAgain {
+			c.rn = -1
+			return true
 		}
 		c.rn, c.rerr = n, err
 		return true
@@ -254,6 +274,25 @@ func (c *clientConn) serve() {
 			return
 		}
 		set = c.srv.settings.Load()
+		if c.br.R == c.br.W && c.raw != nil {
+			// Under load the next request is usually on its way: let the
+			// other connections run, then look once without blocking. If it
+			// is there, keep serving in this goroutine (no goroutine start,
+			// no wake-up of another thread).
+			runtime.Gosched()
+			c.br.R, c.br.W = 0, 0
+			c.rn, c.rerr = 0, nil
+			if err := c.raw.Read(c.tryFn); err != nil {
+				return
+			}
+			if c.rn > 0 {
+				c.br.W += c.rn
+				continue
+			}
+			if c.rn == 0 || c.rerr != nil {
+				return // EOF or error
+			}
+		}
 		if c.br.R == c.br.W {
 			// Idle: give back the buffers and wait in a fresh goroutine.
 			c.putBuf()

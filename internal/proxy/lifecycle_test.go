@@ -155,6 +155,13 @@ func TestAccessLogClientAddress(t *testing.T) {
 			mu.Unlock()
 			c := dialProxy(t, tp.Addr)
 			c.do("GET", "GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 203.0.113.9\r\n\r\n")
+			// The access line is written right after the response: the
+			// client may read the response first.
+			waitFor(t, 2*time.Second, "the access log line", func() bool {
+				mu.Lock()
+				defer mu.Unlock()
+				return len(clients) > 0
+			})
 			mu.Lock()
 			defer mu.Unlock()
 			if len(clients) != 1 || clients[0] != tc.want {
