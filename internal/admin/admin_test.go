@@ -4,14 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -21,28 +18,12 @@ import (
 
 	"fulcrum/internal/admin"
 	"fulcrum/internal/pool"
+	"fulcrum/internal/testutil"
 )
 
 // TestMain fails the package if a goroutine started by a test (test servers,
 // Serve's shutdown watcher) outlives it (STYLE.md P14).
-func TestMain(m *testing.M) {
-	base := runtime.NumGoroutine()
-	code := m.Run()
-	if code == 0 {
-		http.DefaultClient.CloseIdleConnections()
-		deadline := time.Now().Add(5 * time.Second)
-		for runtime.NumGoroutine() > base && time.Now().Before(deadline) {
-			time.Sleep(5 * time.Millisecond)
-		}
-		if n := runtime.NumGoroutine(); n > base {
-			buf := make([]byte, 1<<20)
-			buf = buf[:runtime.Stack(buf, true)]
-			fmt.Fprintf(os.Stderr, "goroutine leak: %d running, %d before the tests\n%s", n, base, buf)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testutil.VerifyNoLeaks(m, http.DefaultClient.CloseIdleConnections) }
 
 // fakeCtl is a scripted admin.Controller.
 type fakeCtl struct {

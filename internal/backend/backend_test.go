@@ -1,8 +1,6 @@
 package backend_test
 
 import (
-	"fmt"
-	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -10,27 +8,12 @@ import (
 	"time"
 
 	"fulcrum/internal/backend"
+	"fulcrum/internal/testutil"
 )
 
 // TestMain fails the package if a goroutine started by a test outlives it
 // (STYLE.md P14).
-func TestMain(m *testing.M) {
-	base := runtime.NumGoroutine()
-	code := m.Run()
-	if code == 0 {
-		deadline := time.Now().Add(5 * time.Second)
-		for runtime.NumGoroutine() > base && time.Now().Before(deadline) {
-			time.Sleep(5 * time.Millisecond)
-		}
-		if n := runtime.NumGoroutine(); n > base {
-			buf := make([]byte, 1<<20)
-			buf = buf[:runtime.Stack(buf, true)]
-			fmt.Fprintf(os.Stderr, "goroutine leak: %d running, %d before the tests\n%s", n, base, buf)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testutil.VerifyNoLeaks(m, nil) }
 
 var t0 = time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
 

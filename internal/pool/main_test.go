@@ -5,8 +5,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
-	"runtime"
 	"testing"
 	"time"
 
@@ -16,27 +14,12 @@ import (
 	"fulcrum/internal/config"
 	"fulcrum/internal/health/healthtest"
 	"fulcrum/internal/metrics"
+	"fulcrum/internal/testutil"
 )
 
 // TestMain fails the package if any goroutine started by the tests (pool
 // loops, checker goroutines, listeners) outlives them.
-func TestMain(m *testing.M) {
-	base := runtime.NumGoroutine()
-	code := m.Run()
-	if code == 0 {
-		deadline := time.Now().Add(5 * time.Second)
-		for runtime.NumGoroutine() > base && time.Now().Before(deadline) {
-			time.Sleep(5 * time.Millisecond)
-		}
-		if n := runtime.NumGoroutine(); n > base {
-			buf := make([]byte, 1<<20)
-			buf = buf[:runtime.Stack(buf, true)]
-			fmt.Fprintf(os.Stderr, "goroutine leak: %d running, %d before the tests\n%s", n, base, buf)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testutil.VerifyNoLeaks(m, nil) }
 
 // epoch is the fake clock's start.
 var epoch = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)

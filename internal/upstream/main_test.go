@@ -1,38 +1,20 @@
 package upstream
 
 import (
-	"fmt"
 	"io"
 	"net"
-	"os"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"fulcrum/internal/h1"
+	"fulcrum/internal/testutil"
 )
 
 // TestMain fails the package if a goroutine started by the tests (the
 // loopback servers and their connection handlers) outlives them (STYLE.md P14).
-func TestMain(m *testing.M) {
-	base := runtime.NumGoroutine()
-	code := m.Run()
-	if code == 0 {
-		deadline := time.Now().Add(5 * time.Second)
-		for runtime.NumGoroutine() > base && time.Now().Before(deadline) {
-			time.Sleep(5 * time.Millisecond)
-		}
-		if n := runtime.NumGoroutine(); n > base {
-			buf := make([]byte, 1<<20)
-			buf = buf[:runtime.Stack(buf, true)]
-			fmt.Fprintf(os.Stderr, "goroutine leak: %d running, %d before the tests\n%s", n, base, buf)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testutil.VerifyNoLeaks(m, nil) }
 
 // server is a loopback TCP echo server that counts the connections it
 // accepts and the ones still open, and hands each accepted connection to the
