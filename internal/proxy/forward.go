@@ -586,9 +586,7 @@ func (c *clientConn) relayResponse(set *Settings, snap *pool.Snapshot, mem *pool
 	upKeep := !resp.Close
 	switch {
 	case frame == -2:
-		if ri.isHead || resp.Status == 204 || resp.Status == 304 {
-			// No body follows, whatever the headers say.
-		}
+		// HEAD, 1xx, 204, 304: no body follows, whatever the headers say.
 		_, err = c.tc.Write(c.out)
 	case frame >= 0:
 		// Coalesce head and a small, fully buffered body into one write.

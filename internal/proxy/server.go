@@ -284,4 +284,3 @@ func (s *Server) recovered(c *clientConn, v any) {
 	s.log.Error("panic serving request", "client", c.peer.String(), "panic", v, "stack", string(debug.Stack()))
 }
 
-var _ = h1.MaxHeaders
