@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"fulcrum/internal/config"
-	"fulcrum/internal/h1"
 	"fulcrum/internal/metrics"
 	"fulcrum/internal/pool"
 )
@@ -283,4 +282,3 @@ func (s *Server) recovered(c *clientConn, v any) {
 	}
 	s.log.Error("panic serving request", "client", c.peer.String(), "panic", v, "stack", string(debug.Stack()))
 }
-
