@@ -224,8 +224,16 @@ func ParseRequest(buf []byte, maxHead int, r *Request) error {
 	case isConnect:
 		return ErrConnectNotAllowed
 	default:
-		// absolute-form
+		// absolute-form: the authority becomes the Host towards the
+		// backend, so it must be a plain, valid host (no userinfo).
 		if !hasHTTPScheme(r.Target) {
+			return ErrBadTarget
+		}
+		auth := r.Target[bytes.Index(r.Target, []byte("://"))+3:]
+		if i := bytes.IndexAny(auth, "/?"); i >= 0 {
+			auth = auth[:i]
+		}
+		if !validHost(auth) || bytes.IndexByte(auth, '@') >= 0 {
 			return ErrBadTarget
 		}
 	}

@@ -23,3 +23,18 @@ func TestReasonPhraseControlCharsRefused(t *testing.T) {
 		t.Fatalf("HTAB in reason: %v", err)
 	}
 }
+
+func TestAbsoluteFormAuthorityChecked(t *testing.T) {
+	for raw, want := range map[string]error{
+		"GET http://a.example/x HTTP/1.1\r\nHost: a.example\r\n\r\n":   nil,
+		"GET http:///x HTTP/1.1\r\nHost: a\r\n\r\n":                    ErrBadTarget,
+		"GET http://user@a.example/x HTTP/1.1\r\nHost: a\r\n\r\n":      ErrBadTarget,
+		"GET http://a.example?q=1 HTTP/1.1\r\nHost: a.example\r\n\r\n": nil,
+	} {
+		var r Request
+		r.Reset()
+		if err := ParseRequest([]byte(raw), 4096, &r); err != want {
+			t.Errorf("%q: err = %v, want %v", raw, err, want)
+		}
+	}
+}

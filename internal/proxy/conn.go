@@ -41,6 +41,8 @@ type clientConn struct {
 	rerr   error
 	// served counts requests on this connection.
 	served int
+	// relaying is set once the current request's response started.
+	relaying bool
 	// linger asks close to drain the client's input before closing, so a
 	// refusal written while the client still sends is not lost to a reset.
 	linger bool
@@ -229,7 +231,9 @@ func (c *clientConn) serve() {
 	defer func() {
 		if v := recover(); v != nil {
 			c.srv.recovered(c, v)
-			if c.state.Load() == stateActive {
+			if c.state.Load() == stateActive && !c.relaying {
+				// Only when no response has started: a second status line
+				// in the middle of a body would corrupt the stream.
 				c.nc.SetWriteDeadline(time.Now().Add(time.Second))
 				c.nc.Write(internalErrorResponse)
 			}
@@ -269,6 +273,7 @@ func (c *clientConn) serve() {
 			return
 		}
 		c.served++
+		c.relaying = false
 		keep := c.handle(set)
 		if !keep || !c.state.CompareAndSwap(stateActive, stateIdle) {
 			return

@@ -574,6 +574,7 @@ func (c *clientConn) relayResponse(set *Settings, snap *pool.Snapshot, mem *pool
 			c.srv.metrics.Sticky(stickyLabels[res])
 		}
 	}
+	c.relaying = true
 	c.out = appendResponseHead(c.out[:0], resp, frame, !keep, cookie)
 	if keep && ri.minor == 0 {
 		// HTTP/1.0 closes by default: say that this connection stays open.
@@ -639,6 +640,7 @@ func (c *clientConn) relayResponse(set *Settings, snap *pool.Snapshot, mem *pool
 // tunnel relays an upgraded connection (WebSocket) in both directions until
 // either side closes.
 func (c *clientConn) tunnel(uc *upstream.Conn, resp *h1.Response, set *Settings) {
+	c.relaying = true
 	c.out = appendResponseHead(c.out[:0], resp, -2, false, nil)
 	uc.R.Discard(resp.HeadLen)
 	c.tc.ArmRead(0)

@@ -131,11 +131,11 @@ func (c *clientConn) appendRequestHead(dst []byte, set *Settings, client netip.A
 	dst = append(dst, target...)
 version:
 	dst = append(dst, " HTTP/1.1\r\n"...)
-	if len(host) > 0 {
-		dst = append(dst, "Host: "...)
-		dst = append(dst, host...)
-		dst = append(dst, '\r', '\n')
-	}
+	// HTTP/1.1 requires a Host field; an HTTP/1.0 request without one is
+	// sent with an empty Host, as RFC 9112 3.2 prescribes.
+	dst = append(dst, "Host: "...)
+	dst = append(dst, host...)
+	dst = append(dst, '\r', '\n')
 	var ct connTokens
 	ct.collect(req.Headers)
 	trusted := c.peerTrusted(set)

@@ -141,3 +141,19 @@ func TestEarlyAnswerClosesClientConnection(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// An HTTP/1.0 request without Host reaches the backend as HTTP/1.1 with an
+// empty Host field (RFC 9112 3.2), never without one.
+func TestHTTP10WithoutHostGetsEmptyHost(t *testing.T) {
+	b := newRawBackend(t, func(head []byte) ([]byte, bool) { return okResponse("ok"), false })
+	tp := startProxy(t, []string{b.Addr()}, nil)
+	c := dialProxy(t, tp.Addr)
+	c.write("GET / HTTP/1.0\r\n\r\n")
+	if resp, _ := c.read("GET"); resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	heads := b.Heads()
+	if len(heads) != 1 || !strings.Contains(string(heads[0]), "\r\nHost: \r\n") {
+		t.Fatalf("backend head %q, want an empty Host field", heads)
+	}
+}
