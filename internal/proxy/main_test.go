@@ -9,8 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,41 +22,13 @@ import (
 	"fulcrum/internal/metrics"
 	"fulcrum/internal/pool"
 	"fulcrum/internal/proxy"
+	"fulcrum/internal/testutil"
 )
 
 // TestMain fails the package when a goroutine running fulcrum code (the
 // server, its connections, pools, health checkers, or the tests' own
 // backends) outlives the tests (STYLE.md P14).
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if code == 0 {
-		if leaked := leakedGoroutines(5 * time.Second); leaked != "" {
-			fmt.Fprintf(os.Stderr, "leaked goroutines:\n%s\n", leaked)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
-
-func leakedGoroutines(wait time.Duration) string {
-	deadline := time.Now().Add(wait)
-	for {
-		buf := make([]byte, 8<<20)
-		buf = buf[:runtime.Stack(buf, true)]
-		var leaked []string
-		for _, g := range strings.Split(string(buf), "\n\n") {
-			if strings.Contains(g, "fulcrum/internal/") &&
-				!strings.Contains(g, "proxy_test.leakedGoroutines") &&
-				!strings.Contains(g, "proxy_test.TestMain") {
-				leaked = append(leaked, g)
-			}
-		}
-		if len(leaked) == 0 || time.Now().After(deadline) {
-			return strings.Join(leaked, "\n\n")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+func TestMain(m *testing.M) { testutil.VerifyNoFulcrumLeaks(m) }
 
 // testProxy is a fulcrum server wired as internal/engine wires it, listening
 // on 127.0.0.1, in front of the given backends.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 )
@@ -34,4 +35,40 @@ func VerifyNoLeaks(m *testing.M, cleanup func()) {
 		}
 	}
 	os.Exit(code)
+}
+
+// VerifyNoFulcrumLeaks runs a package's tests and fails the package when a
+// goroutine running fulcrum code (servers, connections, pools, checkers)
+// outlives them. It looks at stacks rather than counts, so goroutines of the
+// standard library's own pools do not disturb it. It never returns.
+func VerifyNoFulcrumLeaks(m *testing.M) {
+	code := m.Run()
+	if code == 0 {
+		if leaked := fulcrumGoroutines(5 * time.Second); leaked != "" {
+			fmt.Fprintf(os.Stderr, "leaked goroutines:\n%s\n", leaked)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// fulcrumGoroutines waits up to wait for every goroutine running fulcrum code
+// (other than this check's own) to exit, and returns the stacks left.
+func fulcrumGoroutines(wait time.Duration) string {
+	deadline := time.Now().Add(wait)
+	for {
+		buf := make([]byte, 8<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		var leaked []string
+		for _, g := range strings.Split(string(buf), "\n\n") {
+			if strings.Contains(g, "fulcrum/internal/") && !strings.Contains(g, "testutil.") &&
+				!strings.Contains(g, ".TestMain") {
+				leaked = append(leaked, g)
+			}
+		}
+		if len(leaked) == 0 || time.Now().After(deadline) {
+			return strings.Join(leaked, "\n\n")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
