@@ -184,7 +184,7 @@ func (c *clientConn) handle(set *Settings) (keep bool) {
 				// Keep the connection only if no unread body is left behind.
 				keep := ri.keepAlive && (bodyLen >= 0 || (!ri.chunked && ri.cl <= 0))
 				c.writeError(503, "no backend available", keep)
-				c.srv.logError("no backend available", "pool_usable", snap.Usable)
+				c.srv.warnLimited("no backend available", "pool_usable", snap.Usable)
 				c.srv.finish(c, nil, ri, 503, start, nil)
 				return keep
 			}
@@ -700,7 +700,17 @@ func (c *clientConn) backendError(mem *pool.Member, t metrics.ErrorType, err err
 	if mem.Metrics != nil {
 		mem.Metrics.Error(t)
 	}
-	c.srv.logError("backend request failed", "backend", mem.Backend.Host, "cause", err.Error())
+	// Check the log budget before building the line: during an outage this
+	// runs for every request, and most lines are suppressed.
+	ok, sup := c.srv.errLog.allow(time.Now())
+	if !ok {
+		return
+	}
+	if sup > 0 {
+		c.srv.log.Warn("backend request failed", "backend", mem.Backend.Host, "cause", err, "suppressed_since_last", sup)
+		return
+	}
+	c.srv.log.Warn("backend request failed", "backend", mem.Backend.Host, "cause", err)
 }
 
 // finish records metrics and the access log line for one request.

@@ -265,15 +265,14 @@ func (l *logLimiter) allow(now time.Time) (ok bool, suppressed int64) {
 	return true, suppressed
 }
 
-func (s *Server) logError(msg string, args ...any) {
+// warnLimited logs a warning within the error-log budget. Callers on the
+// request path pass only values that need no allocation to box.
+func (s *Server) warnLimited(msg, key string, val int) {
 	ok, sup := s.errLog.allow(time.Now())
 	if !ok {
 		return
 	}
-	if sup > 0 {
-		args = append(args, "suppressed_since_last", sup)
-	}
-	s.log.Warn(msg, args...)
+	s.log.Warn(msg, slog.Int(key, val), slog.Int64("suppressed_since_last", sup))
 }
 
 func (s *Server) recovered(c *clientConn, v any) {
