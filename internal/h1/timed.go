@@ -19,9 +19,11 @@ type TimedConn struct {
 }
 
 // stale reports whether a deadline dl (unix nanos, 0 = none) is less than
-// 15/16 of timeout d ahead of now.
+// 15/16 of timeout d ahead of now, or more than d ahead (left by an earlier,
+// longer timeout or absolute deadline).
 func stale(dl, now int64, d time.Duration) bool {
-	return dl == 0 || dl-now < int64(d)-int64(d)/16
+	ahead := dl - now
+	return dl == 0 || ahead < int64(d)-int64(d)/16 || ahead > int64(d)
 }
 
 func (t *TimedConn) Read(b []byte) (int, error) {

@@ -21,16 +21,36 @@ const (
 	stateIdle int32 = iota
 	stateActive
 	stateClosed
+	// stateParked: idle in the server's lot, with no goroutine.
+	stateParked
+	// stateParking: being registered in the lot by its goroutine;
+	// stateWoken: readable before that finished.
+	stateParking
+	stateWoken
 )
 
+var procStart = time.Now()
+
+// nanotime is a monotonic clock reading in nanoseconds.
+func nanotime() int64 { return int64(time.Since(procStart)) }
+
 // clientConn is one client connection. Its goroutine owns every field except
-// state, which Shutdown flips from idle to closed.
+// state, which Shutdown flips from idle to closed, and parkedAt; while the
+// connection is parked (no goroutine), the lot owns it.
 type clientConn struct {
 	srv   *Server
 	nc    net.Conn
 	raw   syscall.RawConn
 	peer  netip.AddrPort
 	state atomic.Int32
+
+	// Parking (see lot): the descriptor, whether it is registered in the
+	// lot's epoll set, when it parked, and the registration callback.
+	fd       int
+	inLot    bool
+	parkErr  error
+	parkedAt atomic.Int64
+	armFn    func(uintptr)
 
 	tc     h1.TimedConn
 	br     h1.Reader
@@ -104,10 +124,15 @@ func (c *clientConn) putScratch() {
 
 func (c *clientConn) init() {
 	c.state.Store(stateIdle)
+	c.fd = -1
 	if tc, ok := c.nc.(*net.TCPConn); ok {
 		if rawReadSupported {
 			c.raw, _ = tc.SyscallConn()
 		}
+	}
+	if c.raw != nil && c.srv.lot != nil {
+		c.raw.Control(func(fd uintptr) { c.fd = int(fd) })
+		c.armFn = c.arm
 	}
 	c.readFn = c.readIdle
 	c.tryFn = c.tryRead
@@ -299,10 +324,14 @@ func (c *clientConn) serve() {
 			}
 		}
 		if c.br.R == c.br.W {
-			// Idle: give back the buffers and wait in a fresh goroutine.
+			// Idle: give back the buffers and park the connection in the
+			// lot (no goroutine), or else wait in a fresh goroutine.
 			c.putBuf()
 			c.putScratch()
 			handedOff = true
+			if c.armFn != nil && c.srv.lot.park(c) {
+				return
+			}
 			go c.serve()
 			return
 		}

@@ -48,6 +48,9 @@ type Server struct {
 
 	errLog logLimiter
 	bufs   sync.Pool
+	// lot holds idle keep-alive connections without a goroutine each; nil
+	// where the platform has no epoll. Created by Serve, closed by Shutdown.
+	lot *lot
 }
 
 // Options configure a Server.
@@ -91,12 +94,16 @@ const readBufSize = 4096
 func (s *Server) Serve(ln net.Listener) error {
 	s.mu.Lock()
 	s.ln = ln
-	s.mu.Unlock()
 	if s.shutting.Load() {
+		s.mu.Unlock()
 		// Shutdown ran before ln was stored, so it could not close it.
 		ln.Close()
 		return nil
 	}
+	if s.lot == nil {
+		s.lot = newLot(s)
+	}
+	s.mu.Unlock()
 	var backoff time.Duration
 	for {
 		nc, err := ln.Accept()
@@ -205,6 +212,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.ln.Close()
 	}
 	s.mu.Unlock()
+	s.mu.Lock()
+	lot := s.lot
+	s.mu.Unlock()
+	if lot != nil {
+		defer lot.close()
+	}
 	done := make(chan struct{})
 	go func() { s.active.Wait(); close(done) }()
 	tick := time.NewTicker(50 * time.Millisecond)
@@ -220,6 +233,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 				c.nc.Close()
 			}
 			s.mu.Unlock()
+			s.closeIdle()
 			// A request waiting for a backend's response head notices its
 			// closed client only when the backend answers or
 			// response_header_timeout ends: do not wait that long.
@@ -235,11 +249,17 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 func (s *Server) closeIdle() {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	for c := range s.conns {
 		if c.state.CompareAndSwap(stateIdle, stateClosed) {
 			c.nc.Close()
 		}
+	}
+	lot := s.lot
+	s.mu.Unlock()
+	if lot != nil {
+		// Parked connections have no goroutine to notice a close: close
+		// them here (outside mu, which closing them takes).
+		lot.closeAll()
 	}
 }
 

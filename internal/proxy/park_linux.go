@@ -1,0 +1,277 @@
+//go:build linux
+
+package proxy
+
+import (
+	"errors"
+	"os"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// lot parks idle keep-alive client connections in an epoll set of fulcrum's
+// own, so that an idle connection holds no goroutine (and no goroutine stack):
+// only its socket and its clientConn. The lot's epoll descriptor is itself
+// registered in Go's network poller, so one goroutine waits for all parked
+// connections without blocking a thread. When a parked connection becomes
+// readable (a request, or the client's close), a fresh goroutine serves it.
+//
+// Parking costs one epoll_ctl per idle transition; connections that are busy
+// never park (the serve loop keeps reading while requests keep coming).
+//
+// The same goroutine enforces idle_timeout for parked connections with a
+// sweep every idle_timeout/16 (at most once a second), since their Go read
+// deadline no longer has a goroutine to wake.
+type lot struct {
+	srv  *Server
+	epfd int
+	f    *os.File
+	rc   syscall.RawConn
+
+	// conns maps a parked connection's descriptor number to it, in chunks
+	// allocated on first use so that parking and waking take no lock.
+	conns  [lotChunks]atomic.Pointer[lotChunk]
+	parked atomic.Int64
+
+	events [128]syscall.EpollEvent
+	drainF func(uintptr) bool
+	done   chan struct{}
+}
+
+const (
+	lotChunkSize = 1024
+	lotChunks    = 1024 // descriptors up to 1<<20 can park; higher ones wait in a goroutine
+)
+
+type lotChunk [lotChunkSize]atomic.Pointer[clientConn]
+
+func newLot(srv *Server) *lot {
+	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil
+	}
+	if err := syscall.SetNonblock(epfd, true); err != nil {
+		syscall.Close(epfd)
+		return nil
+	}
+	f := os.NewFile(uintptr(epfd), "fulcrum-idle-epoll")
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil
+	}
+	l := &lot{srv: srv, epfd: epfd, f: f, rc: rc, done: make(chan struct{})}
+	l.drainF = l.drain
+	// A deadline on the epoll file proves it is in Go's poller (a blocking
+	// file would make the wait below hold a thread); it also times the sweeps.
+	if err := f.SetReadDeadline(time.Now().Add(sweepEvery(srv.settings.Load().Limits.IdleTimeout))); err != nil {
+		f.Close()
+		return nil
+	}
+	go l.run()
+	return l
+}
+
+func (l *lot) slot(fd int) *atomic.Pointer[clientConn] {
+	if fd < 0 || fd >= lotChunkSize*lotChunks {
+		return nil
+	}
+	ch := l.conns[fd/lotChunkSize].Load()
+	if ch == nil {
+		nc := new(lotChunk)
+		if l.conns[fd/lotChunkSize].CompareAndSwap(nil, nc) {
+			ch = nc
+		} else {
+			ch = l.conns[fd/lotChunkSize].Load()
+		}
+	}
+	return &ch[fd%lotChunkSize]
+}
+
+// park hands c (idle, between requests, owned by the calling goroutine) to the
+// lot. It reports false if c cannot park, or was woken while parking; the
+// caller then serves c in a goroutine as before. After true, the caller must
+// not touch c: it may already be served again.
+//
+// While it registers the descriptor, c is in stateParking: a wake-up that
+// comes meanwhile only marks it (stateWoken), and sweeps and shutdown leave it
+// alone, so the calling goroutine still owns c until the final CAS.
+func (l *lot) park(c *clientConn) bool {
+	s := l.slot(c.fd)
+	if s == nil || l.srv.shutting.Load() {
+		return false
+	}
+	c.parkedAt.Store(nanotime())
+	s.Store(c)
+	if !c.state.CompareAndSwap(stateIdle, stateParking) {
+		s.CompareAndSwap(c, nil)
+		return false // Shutdown closed it; the caller's read will notice
+	}
+	// Register under the descriptor's reference count, so that a forced
+	// close by Shutdown cannot free the number for reuse meanwhile.
+	c.parkErr = nil
+	if err := c.raw.Control(c.armFn); err != nil && c.parkErr == nil {
+		c.parkErr = err
+	}
+	if c.parkErr == nil {
+		l.parked.Add(1)
+		if c.state.CompareAndSwap(stateParking, stateParked) {
+			return true
+		}
+		l.parked.Add(-1) // woken while parking
+	}
+	c.state.Store(stateIdle)
+	s.CompareAndSwap(c, nil)
+	return false
+}
+
+// arm is c's RawConn.Control callback: register (or re-arm) its descriptor,
+// one-shot, for readability and the peer's close.
+func (c *clientConn) arm(fd uintptr) {
+	l := c.srv.lot
+	op := syscall.EPOLL_CTL_ADD
+	if c.inLot {
+		op = syscall.EPOLL_CTL_MOD
+	}
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT, Fd: int32(fd)}
+	err := syscall.EpollCtl(l.epfd, op, int(fd), &ev)
+	if err == syscall.ENOENT && op == syscall.EPOLL_CTL_MOD {
+		err = syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_ADD, int(fd), &ev)
+	}
+	if err == nil {
+		c.inLot = true
+	}
+	c.parkErr = err // read by park, which still owns c (stateParking)
+}
+
+// unpark takes c out of the lot if it is still parked, for the caller to
+// serve (wake) or close (sweep, shutdown).
+func (l *lot) unpark(c *clientConn, to int32) bool {
+	if !c.state.CompareAndSwap(stateParked, to) {
+		return false
+	}
+	l.parked.Add(-1)
+	if s := l.slot(c.fd); s != nil {
+		s.CompareAndSwap(c, nil)
+	}
+	return true
+}
+
+func (l *lot) run() {
+	defer close(l.done)
+	for {
+		err := l.rc.Read(l.drainF)
+		if err == nil || !errors.Is(err, os.ErrDeadlineExceeded) {
+			return // the lot was closed
+		}
+		l.sweep()
+	}
+}
+
+// drain takes every ready event off the lot's epoll set and serves the
+// connections they name; it returns false to wait for more.
+func (l *lot) drain(fd uintptr) bool {
+	for {
+		n, err := syscall.EpollWait(int(fd), l.events[:], 0)
+		if err == syscall.EINTR {
+			continue
+		}
+		if n <= 0 {
+			return false
+		}
+		for i := range n {
+			s := l.slot(int(l.events[i].Fd))
+			if s == nil {
+				continue
+			}
+			// An event may be stale (its connection closed and the number
+			// reused by one parked since): waking that one early is
+			// harmless, it just waits for its request in a goroutine.
+			if c := s.Load(); c != nil {
+				l.wake(c)
+			}
+		}
+		if n < len(l.events) {
+			return false
+		}
+	}
+}
+
+// wake serves c in a fresh goroutine if it is parked, or tells its parking
+// goroutine to serve it if it is still being parked.
+func (l *lot) wake(c *clientConn) {
+	for range 100 {
+		switch c.state.Load() {
+		case stateParked:
+			if l.unpark(c, stateIdle) {
+				go c.serve()
+				return
+			}
+		case stateParking:
+			if c.state.CompareAndSwap(stateParking, stateWoken) {
+				return
+			}
+		default:
+			return
+		}
+	}
+}
+
+// sweep closes parked connections idle for longer than idle_timeout and sets
+// the deadline for the next sweep.
+func (l *lot) sweep() {
+	idle := l.srv.settings.Load().Limits.IdleTimeout
+	now := nanotime()
+	if idle > 0 && l.parked.Load() > 0 {
+		for i := range l.conns {
+			ch := l.conns[i].Load()
+			if ch == nil {
+				continue
+			}
+			for j := range ch {
+				c := ch[j].Load()
+				if c == nil || now-c.parkedAt.Load() < int64(idle) {
+					continue
+				}
+				if l.unpark(c, stateClosed) {
+					c.close()
+				}
+			}
+		}
+	}
+	l.f.SetReadDeadline(time.Now().Add(sweepEvery(idle)))
+}
+
+func sweepEvery(idle time.Duration) time.Duration {
+	d := idle / 16
+	switch {
+	case idle <= 0 || d > time.Second:
+		return time.Second
+	case d < 5*time.Millisecond:
+		return 5 * time.Millisecond
+	}
+	return d
+}
+
+// closeAll closes every parked connection (shutdown).
+func (l *lot) closeAll() {
+	for i := range l.conns {
+		ch := l.conns[i].Load()
+		if ch == nil {
+			continue
+		}
+		for j := range ch {
+			if c := ch[j].Load(); c != nil && l.unpark(c, stateClosed) {
+				c.close()
+			}
+		}
+	}
+}
+
+// close stops the lot's goroutine; call after closeAll, once no connection
+// can park any more.
+func (l *lot) close() {
+	l.f.Close()
+	<-l.done
+}

@@ -1,0 +1,113 @@
+package proxy_test
+
+import (
+	"io"
+	"net/http"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+// serveGoroutines counts goroutines serving a client connection.
+func serveGoroutines() int {
+	buf := make([]byte, 8<<20)
+	n := runtime.Stack(buf, true)
+	return strings.Count(string(buf[:n]), "proxy.(*clientConn).serve(")
+}
+
+// Idle keep-alive connections park without a goroutine (Linux: the lot), and
+// wake for their next request.
+func TestIdleConnectionsParkWithoutGoroutine(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the idle-connection lot uses epoll")
+	}
+	be := newBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok "+r.URL.Path)
+	}))
+	tp := startProxy(t, []string{hostPort(be.URL)}, nil)
+	const n = 200
+	clients := make([]*client, n)
+	for i := range clients {
+		clients[i] = dialProxy(t, tp.Addr)
+		if resp, body := clients[i].get("/first"); resp.StatusCode != 200 || string(body) != "ok /first" {
+			t.Fatalf("conn %d: %d %q", i, resp.StatusCode, body)
+		}
+	}
+	waitFor(t, 5*time.Second, "idle connections to give up their goroutines", func() bool {
+		return serveGoroutines() == 0
+	})
+	if got := tp.Srv.Conns(); got != n {
+		t.Fatalf("open connections: %d, want %d", got, n)
+	}
+	// Every parked connection wakes for its next request, pipelined or not.
+	for i, c := range clients {
+		if i%2 == 0 {
+			if resp, body := c.get("/second"); resp.StatusCode != 200 || string(body) != "ok /second" {
+				t.Fatalf("conn %d: %d %q", i, resp.StatusCode, body)
+			}
+			continue
+		}
+		c.write("GET /a HTTP/1.1\r\nHost: h\r\n\r\nGET /b HTTP/1.1\r\nHost: h\r\n\r\n")
+		for _, want := range []string{"ok /a", "ok /b"} {
+			if resp, body := c.read("GET"); resp.StatusCode != 200 || string(body) != want {
+				t.Fatalf("conn %d: %d %q, want %q", i, resp.StatusCode, body, want)
+			}
+		}
+	}
+	// A client that closes a parked connection frees it.
+	for _, c := range clients[:n/2] {
+		c.c.Close()
+	}
+	waitFor(t, 5*time.Second, "closed connections to be released", func() bool {
+		return tp.Srv.Conns() == n-n/2
+	})
+}
+
+// idle_timeout closes a keep-alive connection that stays idle, and only one
+// that stays idle.
+func TestIdleTimeoutClosesKeepAliveConnection(t *testing.T) {
+	be := newBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	tp := startProxy(t, []string{hostPort(be.URL)}, map[string]any{"idle_timeout": "400ms"})
+
+	busy := dialProxy(t, tp.Addr)
+	idle := dialProxy(t, tp.Addr)
+	idle.get("/")
+	start := time.Now()
+	// The busy connection sends a request every 100 ms for 1.2 s: never idle
+	// for 400 ms, so it must stay open throughout.
+	for i := 0; i < 12; i++ {
+		if resp, _, err := busy.tryReadAfter("/"); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("busy connection, request %d after %v: %v", i, time.Since(start), err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// By now (1.2 s) the idle connection is gone, the busy one is not.
+	if !idle.closed(time.Second) {
+		t.Fatal("idle connection not closed by idle_timeout")
+	}
+	if resp, _, err := busy.tryReadAfter("/"); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("busy connection closed: %v", err)
+	}
+	if got := tp.Srv.Conns(); got != 1 {
+		t.Errorf("open connections: %d, want 1", got)
+	}
+	// Left idle, the busy connection goes too, no sooner than idle_timeout.
+	idleFrom := time.Now()
+	if !busy.closed(3 * time.Second) {
+		t.Fatal("connection not closed by idle_timeout")
+	}
+	if took := time.Since(idleFrom); took < 390*time.Millisecond {
+		t.Errorf("connection closed after %v idle, before idle_timeout (400ms)", took)
+	}
+	waitFor(t, 2*time.Second, "closed connections to be released", func() bool { return tp.Srv.Conns() == 0 })
+}
+
+// tryReadAfter sends a GET and reads its response, returning errors instead of
+// failing the test.
+func (c *client) tryReadAfter(path string) (*http.Response, []byte, error) {
+	if _, err := io.WriteString(c.c, "GET "+path+" HTTP/1.1\r\nHost: h\r\n\r\n"); err != nil {
+		return nil, nil, err
+	}
+	return c.tryRead("GET")
+}
