@@ -2,36 +2,17 @@ package h1
 
 import (
 	"errors"
-	"net"
 	"os"
 	"testing"
 	"time"
-)
 
-func tcpPair(t *testing.T) (client, server net.Conn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	client, err = net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	server, err = ln.Accept()
-	if err != nil {
-		client.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { client.Close(); server.Close() })
-	return client, server
-}
+	"fulcrum/internal/testutil"
+)
 
 // A shorter inactivity timeout armed after a longer deadline takes effect at
 // once: the earlier deadline must not keep a connection open past it.
 func TestTimedConnShorterTimeoutReplacesLongerDeadline(t *testing.T) {
-	_, server := tcpPair(t)
+	_, server := testutil.TCPPair(t)
 	tc := &TimedConn{Conn: server}
 	tc.SetReadDeadline(time.Now().Add(10 * time.Second))
 	tc.ArmRead(150 * time.Millisecond)
@@ -47,7 +28,7 @@ func TestTimedConnShorterTimeoutReplacesLongerDeadline(t *testing.T) {
 
 // A connection that keeps receiving data never hits its inactivity timeout.
 func TestTimedConnActivityKeepsItOpen(t *testing.T) {
-	client, server := tcpPair(t)
+	client, server := testutil.TCPPair(t)
 	tc := &TimedConn{Conn: server}
 	tc.ArmRead(200 * time.Millisecond)
 	buf := make([]byte, 1)

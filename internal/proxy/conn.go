@@ -15,6 +15,7 @@ import (
 
 	"fulcrum/internal/balance"
 	"fulcrum/internal/h1"
+	"fulcrum/internal/rawio"
 )
 
 const (
@@ -136,7 +137,7 @@ func (c *clientConn) init() {
 	}
 	c.readFn = c.readIdle
 	c.tryFn = c.tryRead
-	c.tc.Conn = c.nc
+	c.tc.Conn = rawio.Wrap(c.nc)
 	c.br.Conn = &c.tc
 }
 
@@ -273,15 +274,24 @@ func (c *clientConn) serve() {
 		if c.srv.shutting.Load() {
 			return
 		}
-		if c.served == 0 && set.Limits.ReadHeaderTimeout > 0 {
-			// A new connection must send its first request head within
-			// read_header_timeout, counted from the accept.
-			c.tc.SetReadDeadline(time.Now().Add(set.Limits.ReadHeaderTimeout))
+		if c.served == 0 {
+			if set.Limits.ReadHeaderTimeout > 0 {
+				// A new connection must send its first request head within
+				// read_header_timeout, counted from the accept.
+				c.tc.SetReadDeadline(time.Now().Add(set.Limits.ReadHeaderTimeout))
+			}
+			if err := c.waitAndRead(); err != nil {
+				return
+			}
 		} else {
-			c.tc.ArmRead(set.Limits.IdleTimeout)
-		}
-		if err := c.waitAndRead(); err != nil {
-			return
+			// Woken from the lot, or handed off to this fresh goroutine.
+			switch c.awaitNext(set, false, true) {
+			case nextGone:
+				return
+			case nextParked:
+				handedOff = true
+				return
+			}
 		}
 	}
 	for {
@@ -304,38 +314,89 @@ func (c *clientConn) serve() {
 			return
 		}
 		set = c.srv.settings.Load()
-		if c.br.R == c.br.W && c.raw != nil {
-			// Under load the next request is usually on its way: let the
-			// other connections run, then look once without blocking. If it
-			// is there, keep serving in this goroutine (no goroutine start,
-			// no wake-up of another thread).
-			runtime.Gosched()
-			c.br.R, c.br.W = 0, 0
-			c.rn, c.rerr = 0, nil
-			if err := c.raw.Read(c.tryFn); err != nil {
-				return
-			}
-			if c.rn > 0 {
-				c.br.W += c.rn
-				continue
-			}
-			if c.rn == 0 || c.rerr != nil {
-				return // EOF or error
-			}
-		}
 		if c.br.R == c.br.W {
-			// Idle: give back the buffers and park the connection in the
-			// lot (no goroutine), or else wait in a fresh goroutine.
-			c.putBuf()
-			c.putScratch()
-			handedOff = true
-			if c.armFn != nil && c.srv.lot.park(c) {
+			switch c.awaitNext(set, true, false) {
+			case nextGone:
+				return
+			case nextParked:
+				handedOff = true
+				return
+			case nextHandOff:
+				handedOff = true
+				go c.serve()
 				return
 			}
-			go c.serve()
-			return
 		}
 	}
+}
+
+type nextResult int
+
+const (
+	nextReady   nextResult = iota // bytes of the next request are buffered
+	nextGone                      // closed, timed out or failed: close c
+	nextParked                    // c is in the lot: do not touch it again
+	nextHandOff                   // wait in a fresh goroutine (no lot)
+)
+
+// awaitNext waits, between requests, for the next request's first bytes.
+//
+// Under load the next request is usually on its way: with busy set, the other
+// connections run first (Gosched), then one read without blocking looks for
+// it, so a busy connection keeps its goroutine and costs no wake-up. If
+// nothing is there, the connection parks in the lot (Linux) and the goroutine
+// ends. The lot's registration is edge-triggered and permanent, so parking
+// costs no system call: the state is set to parking before the read, and any
+// bytes that arrive after the read raise an event that wakes the connection.
+//
+// Without a lot, the wait happens in a fresh goroutine (fresh false: hand
+// off), whose minimal stack is what an idle connection then keeps.
+func (c *clientConn) awaitNext(set *Settings, busy, fresh bool) nextResult {
+	if c.raw == nil {
+		c.getBuf()
+		c.tc.ArmRead(set.Limits.IdleTimeout)
+		if _, err := c.br.Fill(len(c.br.Buf)); err != nil {
+			return nextGone
+		}
+		return nextReady
+	}
+	lot := c.srv.lot
+	if busy {
+		runtime.Gosched()
+		if lot != nil {
+			lot.poll()
+		}
+	}
+	c.br.R, c.br.W = 0, 0
+	parking := c.armFn != nil && lot.beginPark(c)
+	c.getBuf()
+	c.rn, c.rerr = 0, nil
+	err := c.raw.Read(c.tryFn)
+	if c.rn >= 0 || err != nil {
+		if parking {
+			lot.cancelPark(c)
+		}
+		if err != nil || c.rerr != nil || c.rn == 0 {
+			return nextGone // EOF or error
+		}
+		c.br.W += c.rn
+		return nextReady
+	}
+	// Nothing yet: give back the buffers, which an idle connection does not
+	// hold, and park, or wait.
+	c.putBuf()
+	c.putScratch()
+	if parking && lot.finishPark(c) {
+		return nextParked
+	}
+	if !fresh && !parking {
+		return nextHandOff
+	}
+	c.tc.ArmRead(set.Limits.IdleTimeout)
+	if c.waitAndRead() != nil {
+		return nextGone
+	}
+	return nextReady
 }
 
 // readHead reads until a whole request head is buffered and parsed.

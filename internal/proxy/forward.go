@@ -16,6 +16,7 @@ import (
 	"fulcrum/internal/h1"
 	"fulcrum/internal/metrics"
 	"fulcrum/internal/pool"
+	"fulcrum/internal/rawio"
 	"fulcrum/internal/upstream"
 )
 
@@ -514,11 +515,16 @@ func (c *clientConn) attempt(set *Settings, cfg *config.Pool, p *pool.Pool, snap
 
 func readResponseHead(uc *upstream.Conn, resp *h1.Response) error {
 	// The backend has just been sent the request: a read now would almost
-	// always find nothing (EAGAIN) and cost a wasted syscall before parking.
-	// Letting the other runnable connections go first gives the answer time
-	// to arrive, so that the read usually succeeds at once. Under light load
-	// nothing else is runnable and this returns immediately.
-	runtime.Gosched()
+	// always find nothing. Letting the other runnable connections go first
+	// gives the answer time to arrive, so that a read without waiting
+	// usually finds it. Under light load nothing else is runnable and the
+	// yield returns at once.
+	//
+	// Only after a few such looks does the goroutine wait in Go's poller:
+	// under load Go polls the network only when it runs out of runnable
+	// goroutines, so a goroutine waiting there can be passed over for
+	// milliseconds by connections that keep finding their data.
+	spins := 0
 	for {
 		if uc.R.W > uc.R.R {
 			err := h1.ParseResponse(uc.R.Buf[uc.R.R:uc.R.W], upstream.BufSize, resp)
@@ -528,6 +534,17 @@ func readResponseHead(uc *upstream.Conn, resp *h1.Response) error {
 			if err != h1.ErrNeedMore {
 				return err
 			}
+		}
+		if spins < responseSpins {
+			spins++
+			runtime.Gosched()
+			if _, err := uc.TryFill(); err != nil {
+				if err == io.EOF {
+					return io.ErrUnexpectedEOF
+				}
+				return err
+			}
+			continue
 		}
 		if _, err := uc.R.Fill(upstream.BufSize); err != nil {
 			if err == h1.ErrBufferFull {
@@ -540,6 +557,9 @@ func readResponseHead(uc *upstream.Conn, resp *h1.Response) error {
 		}
 	}
 }
+
+// responseSpins bounds the yields before waiting for a response head.
+const responseSpins = 3
 
 // relayResponse writes the response head and body to the client and returns
 // whether the client connection may be kept.
@@ -666,11 +686,11 @@ func (c *clientConn) tunnel(uc *upstream.Conn, resp *h1.Response, set *Settings)
 			uc.T.Write(b)
 			c.br.Discard(len(b))
 		}
-		io.Copy(uc.T.Conn, c.nc)
-		closeWrite(uc.T.Conn)
+		io.Copy(rawio.Unwrap(uc.T.Conn), c.nc)
+		closeWrite(rawio.Unwrap(uc.T.Conn))
 		done <- struct{}{}
 	}()
-	io.Copy(c.nc, uc.T.Conn)
+	io.Copy(c.nc, rawio.Unwrap(uc.T.Conn))
 	closeWrite(c.nc)
 	// Give the other direction a moment to finish, then tear down both.
 	// The other direction sends on done exactly once: wait for it again only

@@ -5,6 +5,7 @@ package proxy
 import (
 	"errors"
 	"os"
+	"runtime"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -17,8 +18,8 @@ import (
 // connections without blocking a thread. When a parked connection becomes
 // readable (a request, or the client's close), a fresh goroutine serves it.
 //
-// Parking costs one epoll_ctl per idle transition; connections that are busy
-// never park (the serve loop keeps reading while requests keep coming).
+// A connection's descriptor is registered once, edge-triggered, the first
+// time it parks; parking and waking then cost no system call of their own.
 //
 // The same goroutine enforces idle_timeout for parked connections with a
 // sweep every idle_timeout/16 (at most once a second), since their Go read
@@ -36,7 +37,12 @@ type lot struct {
 
 	events [128]syscall.EpollEvent
 	drainF func(uintptr) bool
-	done   chan struct{}
+	pollF  func(uintptr)
+	// draining guards events: the lot's goroutine and serving goroutines
+	// (poll) take ready events off the set, one at a time.
+	draining atomic.Bool
+	lastPoll atomic.Int64
+	done     chan struct{}
 }
 
 const (
@@ -63,6 +69,7 @@ func newLot(srv *Server) *lot {
 	}
 	l := &lot{srv: srv, epfd: epfd, f: f, rc: rc, done: make(chan struct{})}
 	l.drainF = l.drain
+	l.pollF = l.pollFD
 	// A deadline on the epoll file proves it is in Go's poller (a blocking
 	// file would make the wait below hold a thread); it also times the sweeps.
 	if err := f.SetReadDeadline(time.Now().Add(sweepEvery(srv.settings.Load().Limits.IdleTimeout))); err != nil {
@@ -89,15 +96,20 @@ func (l *lot) slot(fd int) *atomic.Pointer[clientConn] {
 	return &ch[fd%lotChunkSize]
 }
 
-// park hands c (idle, between requests, owned by the calling goroutine) to the
-// lot. It reports false if c cannot park, or was woken while parking; the
-// caller then serves c in a goroutine as before. After true, the caller must
-// not touch c: it may already be served again.
+// beginPark starts parking c (idle, between requests, owned by the calling
+// goroutine): it registers c's descriptor in the lot on first use and moves c
+// to stateParking. The caller then reads once without blocking, and either
+// finds bytes (cancelPark) or calls finishPark. It reports false if c cannot
+// park.
 //
-// While it registers the descriptor, c is in stateParking: a wake-up that
-// comes meanwhile only marks it (stateWoken), and sweeps and shutdown leave it
-// alone, so the calling goroutine still owns c until the final CAS.
-func (l *lot) park(c *clientConn) bool {
+// The registration is edge-triggered: an event comes for bytes that arrive
+// after they were registered, never for bytes already there. That is why
+// the state changes before the caller's read: bytes that came before it are
+// found by the read, bytes that come after it raise an event, which finds c
+// parking or parked. While c is parking, a wake-up only marks it
+// (stateWoken) and sweeps and shutdown leave it alone, so the calling
+// goroutine still owns c until finishPark succeeds.
+func (l *lot) beginPark(c *clientConn) bool {
 	s := l.slot(c.fd)
 	if s == nil || l.srv.shutting.Load() {
 		return false
@@ -108,42 +120,55 @@ func (l *lot) park(c *clientConn) bool {
 		s.CompareAndSwap(c, nil)
 		return false // Shutdown closed it; the caller's read will notice
 	}
-	// Register under the descriptor's reference count, so that a forced
-	// close by Shutdown cannot free the number for reuse meanwhile.
-	c.parkErr = nil
-	if err := c.raw.Control(c.armFn); err != nil && c.parkErr == nil {
-		c.parkErr = err
-	}
-	if c.parkErr == nil {
-		l.parked.Add(1)
-		if c.state.CompareAndSwap(stateParking, stateParked) {
-			return true
+	if !c.inLot {
+		// Register under the descriptor's reference count, so that a
+		// forced close by Shutdown cannot free the number meanwhile.
+		c.parkErr = nil
+		if err := c.raw.Control(c.armFn); err != nil && c.parkErr == nil {
+			c.parkErr = err
 		}
-		l.parked.Add(-1) // woken while parking
+		if c.parkErr != nil {
+			l.cancelPark(c)
+			return false
+		}
+	}
+	return true
+}
+
+// cancelPark takes back a connection that beginPark started to park.
+func (l *lot) cancelPark(c *clientConn) {
+	if s := l.slot(c.fd); s != nil {
+		s.CompareAndSwap(c, nil)
 	}
 	c.state.Store(stateIdle)
-	s.CompareAndSwap(c, nil)
+}
+
+// finishPark parks c, which the caller must then not touch: it may already be
+// served again. It reports false if c was woken while parking; it is then
+// idle and the caller's to serve.
+func (l *lot) finishPark(c *clientConn) bool {
+	l.parked.Add(1)
+	if c.state.CompareAndSwap(stateParking, stateParked) {
+		return true
+	}
+	l.parked.Add(-1)
+	l.cancelPark(c)
 	return false
 }
 
-// arm is c's RawConn.Control callback: register (or re-arm) its descriptor,
-// one-shot, for readability and the peer's close.
+// arm is c's RawConn.Control callback: register its descriptor, for good and
+// edge-triggered, for readability and the peer's close.
 func (c *clientConn) arm(fd uintptr) {
-	l := c.srv.lot
-	op := syscall.EPOLL_CTL_ADD
-	if c.inLot {
-		op = syscall.EPOLL_CTL_MOD
-	}
-	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT, Fd: int32(fd)}
-	err := syscall.EpollCtl(l.epfd, op, int(fd), &ev)
-	if err == syscall.ENOENT && op == syscall.EPOLL_CTL_MOD {
-		err = syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_ADD, int(fd), &ev)
-	}
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | epollET, Fd: int32(fd)}
+	err := syscall.EpollCtl(c.srv.lot.epfd, syscall.EPOLL_CTL_ADD, int(fd), &ev)
 	if err == nil {
 		c.inLot = true
 	}
-	c.parkErr = err // read by park, which still owns c (stateParking)
+	c.parkErr = err // read by beginPark, which still owns c (stateParking)
 }
+
+// epollET is EPOLLET as the uint32 that EpollEvent.Events is.
+const epollET = 1 << 31
 
 // unpark takes c out of the lot if it is still parked, for the caller to
 // serve (wake) or close (sweep, shutdown).
@@ -169,16 +194,55 @@ func (l *lot) run() {
 	}
 }
 
-// drain takes every ready event off the lot's epoll set and serves the
-// connections they name; it returns false to wait for more.
+// drain is the lot goroutine's RawConn.Read callback: it takes every ready
+// event off the lot's epoll set and serves the connections they name; it
+// returns false to wait for more.
 func (l *lot) drain(fd uintptr) bool {
+	// A serving goroutine may be draining (poll): wait for it rather than
+	// skip, since the event that woke this goroutine may have come after
+	// that drain's last look.
+	for !l.draining.CompareAndSwap(false, true) {
+		runtime.Gosched()
+	}
+	l.take(int(fd))
+	l.draining.Store(false)
+	return false
+}
+
+// pollEvery is how often (at most) serving goroutines look for woken
+// connections themselves.
+const pollEvery = int64(100 * time.Microsecond)
+
+// poll is called by serving goroutines between requests. Under load Go looks
+// for network events only when it runs out of runnable goroutines, so a
+// parked connection's request could wait for a whole scheduling round (or
+// up to 10 ms); looking here, like an event loop does between events, keeps
+// that wait short. It costs one epoll_wait per pollEvery at most.
+func (l *lot) poll() {
+	now := nanotime()
+	if now-l.lastPoll.Load() < pollEvery || l.parked.Load() == 0 {
+		return
+	}
+	if !l.draining.CompareAndSwap(false, true) {
+		return
+	}
+	l.lastPoll.Store(now)
+	l.rc.Control(l.pollF) // holds the descriptor against a concurrent close
+	l.draining.Store(false)
+}
+
+func (l *lot) pollFD(fd uintptr) { l.take(int(fd)) }
+
+// take takes every ready event off the set (draining held) and wakes the
+// connections they name.
+func (l *lot) take(epfd int) {
 	for {
-		n, err := syscall.EpollWait(int(fd), l.events[:], 0)
+		n, err := syscall.EpollWait(epfd, l.events[:], 0)
 		if err == syscall.EINTR {
 			continue
 		}
 		if n <= 0 {
-			return false
+			return
 		}
 		for i := range n {
 			s := l.slot(int(l.events[i].Fd))
@@ -187,13 +251,13 @@ func (l *lot) drain(fd uintptr) bool {
 			}
 			// An event may be stale (its connection closed and the number
 			// reused by one parked since): waking that one early is
-			// harmless, it just waits for its request in a goroutine.
+			// harmless, it finds nothing to read and parks again.
 			if c := s.Load(); c != nil {
 				l.wake(c)
 			}
 		}
 		if n < len(l.events) {
-			return false
+			return
 		}
 	}
 }

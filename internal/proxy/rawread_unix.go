@@ -2,7 +2,11 @@
 
 package proxy
 
-import "syscall"
+import (
+	"syscall"
+
+	"fulcrum/internal/rawio"
+)
 
 // rawReadSupported says whether idle connections can wait without a buffer.
 const rawReadSupported = true
@@ -12,10 +16,12 @@ var (
 	errIntr  error = syscall.EINTR
 )
 
-// rawRead is read(2) on a non-blocking socket; errors are returned as
-// syscall.Errno values so the caller can compare them with errAgain.
+// rawRead is read(2) on a non-blocking socket (made without entering the
+// scheduler where the platform allows, see internal/rawio); errors are
+// returned as syscall.Errno values so the caller can compare them with
+// errAgain.
 func rawRead(fd uintptr, b []byte) (int, error) {
-	n, err := syscall.Read(int(fd), b)
+	n, err := rawio.Read(fd, b)
 	if err != nil {
 		if err == syscall.EWOULDBLOCK {
 			err = errAgain

@@ -2,7 +2,11 @@
 
 package upstream
 
-import "syscall"
+import (
+	"syscall"
+
+	"fulcrum/internal/rawio"
+)
 
 // alive peeks at the socket without blocking: a readable EOF or unexpected
 // bytes mean the connection cannot be reused.
@@ -23,4 +27,21 @@ func (c *Conn) alive() bool {
 		return true
 	})
 	return err == nil && ok
+}
+
+func (c *Conn) tryRead(fd uintptr) bool {
+	for {
+		n, err := rawio.Read(fd, c.R.Buf[c.R.W:])
+		switch err {
+		case nil:
+			c.tn = n
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			c.tn = -1
+		default:
+			c.terr = err
+		}
+		return true
+	}
 }

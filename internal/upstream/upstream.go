@@ -7,12 +7,14 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"io"
 	"net"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"fulcrum/internal/h1"
+	"fulcrum/internal/rawio"
 )
 
 // BufSize is the read buffer of each upstream connection.
@@ -39,6 +41,39 @@ type Conn struct {
 	Reused bool
 	// Broken marks a connection that must not be returned to the pool.
 	Broken bool
+
+	// TryFill's callback and result (built once: a call allocates nothing).
+	tryFn func(uintptr) bool
+	tn    int
+	terr  error
+}
+
+// TryFill reads what the backend has already sent into R, without waiting. It
+// returns the bytes read: 0 with a nil error means nothing has arrived yet (or
+// the connection cannot be read this way, TLS, or R has no room).
+func (c *Conn) TryFill() (int, error) {
+	if c.raw == nil || c.R.Err != nil || c.R.W == len(c.R.Buf) {
+		return 0, nil
+	}
+	if c.tryFn == nil {
+		c.tryFn = c.tryRead
+	}
+	c.tn, c.terr = 0, nil
+	if err := c.raw.Read(c.tryFn); err != nil {
+		return 0, err
+	}
+	if c.terr != nil {
+		return 0, c.terr
+	}
+	if c.tn == 0 {
+		c.R.Err = io.EOF
+		return 0, io.EOF
+	}
+	if c.tn < 0 {
+		return 0, nil
+	}
+	c.R.W += c.tn
+	return c.tn, nil
 }
 
 // Options configure a Pool.
@@ -134,6 +169,8 @@ func (p *Pool) dial(ctx context.Context) (*Conn, error) {
 		}
 		nc = tlsConn
 		c.raw = nil
+	} else {
+		nc = rawio.Wrap(nc)
 	}
 	c.T.Conn = nc
 	c.R = h1.Reader{Conn: &c.T, Buf: make([]byte, BufSize)}

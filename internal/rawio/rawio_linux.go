@@ -1,0 +1,131 @@
+//go:build linux
+
+package rawio
+
+import (
+	"io"
+	"net"
+	"syscall"
+	"unsafe"
+)
+
+// state is the per-connection state of the raw calls: the RawConn, the
+// callbacks (built once, so a call allocates nothing) and their arguments.
+type state struct {
+	rc  syscall.RawConn
+	p   []byte
+	n   int
+	err syscall.Errno
+	rf  func(uintptr) bool
+	wf  func(uintptr) bool
+}
+
+func wrap(c net.Conn) *Conn {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return nil
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	w := &Conn{Conn: c}
+	w.rc = rc
+	w.rf = w.read
+	w.wf = w.write
+	return w
+}
+
+// Read reads like net.Conn.Read: it waits (in Go's poller, honouring the read
+// deadline) until the socket has bytes, then returns what one read(2) gives.
+func (c *Conn) Read(b []byte) (int, error) {
+	n, err := c.run(b, false)
+	if err == nil && n == 0 && len(b) > 0 {
+		return 0, io.EOF
+	}
+	return n, err
+}
+
+// run makes the read or write of b through the RawConn, which waits for
+// readiness between attempts.
+func (c *Conn) run(b []byte, write bool) (int, error) {
+	if len(b) == 0 {
+		return 0, nil
+	}
+	c.p, c.n, c.err = b, 0, 0
+	var err error
+	if write {
+		err = c.rc.Write(c.wf)
+	} else {
+		err = c.rc.Read(c.rf)
+	}
+	n := c.n
+	c.p = nil
+	if err != nil {
+		return n, err
+	}
+	if c.err != 0 {
+		op := "read"
+		if write {
+			op = "write"
+		}
+		return n, &net.OpError{Op: op, Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: c.err}
+	}
+	return n, nil
+}
+
+func (c *Conn) read(fd uintptr) bool {
+	for {
+		n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&c.p[0])), uintptr(len(c.p)))
+		switch e {
+		case 0:
+			c.n = int(n)
+			return true
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false
+		}
+		c.err = e
+		return true
+	}
+}
+
+// Write writes all of b, waiting in Go's poller (honouring the write
+// deadline) while the socket's buffer is full.
+func (c *Conn) Write(b []byte) (int, error) { return c.run(b, true) }
+
+func (c *Conn) write(fd uintptr) bool {
+	for c.n < len(c.p) {
+		n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&c.p[c.n])), uintptr(len(c.p)-c.n))
+		switch e {
+		case 0:
+			c.n += int(n)
+			continue
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false
+		}
+		c.err = e
+		return true
+	}
+	return true
+}
+
+// CloseWrite half-closes the connection.
+func (c *Conn) CloseWrite() error { return c.Conn.(*net.TCPConn).CloseWrite() }
+
+// Read is one read(2) on the non-blocking descriptor fd, by RawSyscall; for
+// syscall.RawConn callbacks. Errors are syscall.Errno values (EAGAIN when
+// nothing is there).
+func Read(fd uintptr, b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, nil
+	}
+	n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
+}
