@@ -360,6 +360,10 @@ func (c *clientConn) awaitNext(set *Settings, busy, fresh bool) nextResult {
 		}
 		return nextReady
 	}
+	// Between requests the read deadline is the idle timeout (a lazy re-arm:
+	// usually one clock read). A deadline left from the request (a body's
+	// read_timeout) must not cut a connection that never waits again.
+	c.tc.ArmRead(set.Limits.IdleTimeout)
 	lot := c.srv.lot
 	if busy {
 		runtime.Gosched()
@@ -432,6 +436,11 @@ func (c *clientConn) readHead(set *Settings) error {
 				err = h1.ErrNeedMore
 			}
 			if err == nil {
+				if armed && set.Limits.ReadHeaderTimeout > 0 {
+					// The head is in: its deadline must not outlive it (a
+					// busy connection may never wait again to re-arm).
+					c.tc.ArmRead(0)
+				}
 				return nil
 			}
 			if err != h1.ErrNeedMore {

@@ -111,3 +111,85 @@ func (c *client) tryReadAfter(path string) (*http.Response, []byte, error) {
 	}
 	return c.tryRead("GET")
 }
+
+// A connection kept busy for longer than read_header_timeout and read_timeout
+// is not cut: the deadline for the first request's head ends with that head,
+// and a body's read deadline with that body, even when the connection never
+// waits again (which would re-arm its timeouts).
+func TestBusyConnectionOutlivesRequestDeadlines(t *testing.T) {
+	be := newBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		io.WriteString(w, "ok")
+	}))
+	tp := startProxy(t, []string{hostPort(be.URL)}, map[string]any{"read_header_timeout": "300ms", "read_timeout": "300ms"})
+	t.Run("first request a GET", func(t *testing.T) { busyFor(t, tp, "") })
+	t.Run("first request a POST with a body", func(t *testing.T) {
+		busyFor(t, tp, "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello")
+	})
+}
+
+// busyFor sends first (if any), then keeps the connection busy for 1 s.
+func busyFor(t *testing.T, tp *testProxy, first string) {
+	c := dialProxy(t, tp.Addr)
+	if first != "" {
+		if resp, body := c.do("POST", first); resp.StatusCode != 200 || string(body) != "ok" {
+			t.Fatalf("first request: %d %q", resp.StatusCode, body)
+		}
+	}
+	// Requests of exactly 64 bytes, written 16 at a time, so every read the
+	// server makes (4 KiB buffer) ends on a request boundary: no head ever
+	// arrives in pieces. The writer stays up to 256 requests ahead of the
+	// responses, so the server always has the next one; after 1 s (over three
+	// times the timeout) a last request closes the connection.
+	one := "GET / HTTP/1.1\r\nHost: h\r\nX-Pad: " + strings.Repeat("p", 28) + "\r\n\r\n"
+	if len(one) != 64 {
+		t.Fatalf("request is %d bytes", len(one))
+	}
+	batch := []byte(strings.Repeat(one, 16))
+	credit := make(chan struct{}, 256)
+	for range cap(credit) {
+		credit <- struct{}{}
+	}
+	wrote := make(chan int, 1)
+	go func() {
+		n := 0
+		for start := time.Now(); time.Since(start) < time.Second; n += 16 {
+			for range 16 {
+				select {
+				case <-credit:
+				case <-time.After(10 * time.Second):
+					wrote <- n
+					return
+				}
+			}
+			if _, err := c.c.Write(batch); err != nil {
+				wrote <- n
+				return
+			}
+		}
+		io.WriteString(c.c, "GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+		wrote <- n + 1
+	}()
+	start := time.Now()
+	read := 0
+	for {
+		resp, body, err := c.tryRead("GET")
+		if err != nil || resp.StatusCode != 200 || string(body) != "ok" {
+			t.Fatalf("response %d after %v: %v", read, time.Since(start), err)
+		}
+		read++
+		if resp.Close {
+			break
+		}
+		select {
+		case credit <- struct{}{}:
+		default:
+		}
+	}
+	if n := <-wrote; read != n {
+		t.Errorf("%d responses to %d requests", read, n)
+	}
+	if d := time.Since(start); d < 900*time.Millisecond {
+		t.Errorf("the exchange lasted %v, not over the timeout", d)
+	}
+}
