@@ -87,6 +87,7 @@ type scratch struct {
 	cookieBuf []byte
 	appCookie []byte
 	num       [32]byte
+	up        upWaiter // waiting for a backend's answer in the lot
 }
 
 var scratchPool = sync.Pool{New: func() any {

@@ -454,7 +454,7 @@ func (c *clientConn) attempt(set *Settings, cfg *config.Pool, p *pool.Pool, snap
 	// reads keep the deadline armed (inactivity), without a timer update per request.
 	resp := &c.resp
 	for {
-		if err := readResponseHead(uc, resp); err != nil {
+		if err := c.readResponseHead(uc, resp, cfg.ResponseHeaderTimeout); err != nil {
 			mem.Conns.Discard(uc)
 			if isTimeout(err) {
 				p.Observe(mem, true)
@@ -513,18 +513,30 @@ func (c *clientConn) attempt(set *Settings, cfg *config.Pool, p *pool.Pool, snap
 	return failNone, nil, status, keepClient
 }
 
-func readResponseHead(uc *upstream.Conn, resp *h1.Response) error {
-	// The backend has just been sent the request: a read now would almost
-	// always find nothing. Letting the other runnable connections go first
-	// gives the answer time to arrive, so that a read without waiting
-	// usually finds it. Under light load nothing else is runnable and the
-	// yield returns at once.
-	//
-	// Only after a few such looks does the goroutine wait in Go's poller:
-	// under load Go polls the network only when it runs out of runnable
-	// goroutines, so a goroutine waiting there can be passed over for
-	// milliseconds by connections that keep finding their data.
-	spins := 0
+// readResponseHead reads the backend's response head into resp, waiting at
+// most wait (response_header_timeout) for each read.
+//
+// The backend has just been sent the request: a read now would almost always
+// find nothing. Letting the other runnable connections go first (one yield)
+// gives the answer time to arrive, so that the next read usually finds it.
+// Under light load nothing else is runnable and the yield returns at once.
+//
+// If the answer is not there, the wait happens in the lot, not in Go's poller:
+// under load Go polls the network only when it runs out of runnable
+// goroutines, so a goroutine waiting there can be passed over for
+// milliseconds by connections that keep finding their data, while the lot is
+// also polled by the serving goroutines, like an event loop. (TLS backends,
+// and platforms without the lot, wait in Go's poller.)
+func (c *clientConn) readResponseHead(uc *upstream.Conn, resp *h1.Response, wait time.Duration) error {
+	// Reads that bypass uc.T (TryFill) still honour its read deadline: keep
+	// it fresh (a lazy re-arm, usually one clock read), or a deadline armed on
+	// an earlier exchange would fail this one.
+	uc.T.ArmRead(wait)
+	lot := c.srv.lot
+	if wait <= 0 || uc.Fd() < 0 {
+		lot = nil
+	}
+	yielded := false
 	for {
 		if uc.R.W > uc.R.R {
 			err := h1.ParseResponse(uc.R.Buf[uc.R.R:uc.R.W], upstream.BufSize, resp)
@@ -535,31 +547,42 @@ func readResponseHead(uc *upstream.Conn, resp *h1.Response) error {
 				return err
 			}
 		}
-		if spins < responseSpins {
-			spins++
+		var err error
+		if !yielded {
+			yielded = true
 			runtime.Gosched()
-			if _, err := uc.TryFill(); err != nil {
-				if err == io.EOF {
-					return io.ErrUnexpectedEOF
-				}
-				return err
+			if lot != nil {
+				lot.poll()
+			} else if n, err := uc.TryFill(); err != nil {
+				return responseReadError(err)
+			} else if n > 0 {
+				continue
 			}
-			continue
 		}
-		if _, err := uc.R.Fill(upstream.BufSize); err != nil {
-			if err == h1.ErrBufferFull {
-				return h1.ErrRespTooLarge
+		if lot != nil {
+			var ok bool
+			if _, err, ok = lot.awaitUpstream(&c.up, uc, wait); !ok {
+				lot = nil
+				continue
 			}
-			if err == io.EOF {
-				return io.ErrUnexpectedEOF
-			}
-			return err
+		} else {
+			_, err = uc.R.Fill(upstream.BufSize)
+		}
+		if err != nil {
+			return responseReadError(err)
 		}
 	}
 }
 
-// responseSpins bounds the yields before waiting for a response head.
-const responseSpins = 3
+func responseReadError(err error) error {
+	switch err {
+	case h1.ErrBufferFull:
+		return h1.ErrRespTooLarge
+	case io.EOF:
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
 
 // relayResponse writes the response head and body to the client and returns
 // whether the client connection may be kept.

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"fulcrum/internal/upstream"
 )
 
 // lot parks idle keep-alive client connections in an epoll set of fulcrum's
@@ -30,10 +32,12 @@ type lot struct {
 	f    *os.File
 	rc   syscall.RawConn
 
-	// conns maps a parked connection's descriptor number to it, in chunks
-	// allocated on first use so that parking and waking take no lock.
-	conns  [lotChunks]atomic.Pointer[lotChunk]
-	parked atomic.Int64
+	// conns maps a parked connection's descriptor number to it; ups maps a
+	// backend connection's descriptor to the request waiting for its answer.
+	conns   fdTable[clientConn]
+	ups     fdTable[upWaiter]
+	parked  atomic.Int64
+	waiting atomic.Int64
 
 	events [128]syscall.EpollEvent
 	drainF func(uintptr) bool
@@ -50,7 +54,47 @@ const (
 	lotChunks    = 1024 // descriptors up to 1<<20 can park; higher ones wait in a goroutine
 )
 
-type lotChunk [lotChunkSize]atomic.Pointer[clientConn]
+// fdTable maps descriptor numbers to T, in chunks allocated on first use so
+// that storing and loading take no lock.
+type fdTable[T any] struct {
+	chunks [lotChunks]atomic.Pointer[[lotChunkSize]atomic.Pointer[T]]
+}
+
+// slot returns fd's entry, allocating its chunk if alloc is set (nil if fd is
+// out of range, or its chunk does not exist and alloc is not set).
+func (t *fdTable[T]) slot(fd int, alloc bool) *atomic.Pointer[T] {
+	if fd < 0 || fd >= lotChunkSize*lotChunks {
+		return nil
+	}
+	ch := t.chunks[fd/lotChunkSize].Load()
+	if ch == nil {
+		if !alloc {
+			return nil
+		}
+		nc := new([lotChunkSize]atomic.Pointer[T])
+		if t.chunks[fd/lotChunkSize].CompareAndSwap(nil, nc) {
+			ch = nc
+		} else {
+			ch = t.chunks[fd/lotChunkSize].Load()
+		}
+	}
+	return &ch[fd%lotChunkSize]
+}
+
+// each calls f for every non-nil entry.
+func (t *fdTable[T]) each(f func(*T)) {
+	for i := range t.chunks {
+		ch := t.chunks[i].Load()
+		if ch == nil {
+			continue
+		}
+		for j := range ch {
+			if v := ch[j].Load(); v != nil {
+				f(v)
+			}
+		}
+	}
+}
 
 func newLot(srv *Server) *lot {
 	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
@@ -80,21 +124,7 @@ func newLot(srv *Server) *lot {
 	return l
 }
 
-func (l *lot) slot(fd int) *atomic.Pointer[clientConn] {
-	if fd < 0 || fd >= lotChunkSize*lotChunks {
-		return nil
-	}
-	ch := l.conns[fd/lotChunkSize].Load()
-	if ch == nil {
-		nc := new(lotChunk)
-		if l.conns[fd/lotChunkSize].CompareAndSwap(nil, nc) {
-			ch = nc
-		} else {
-			ch = l.conns[fd/lotChunkSize].Load()
-		}
-	}
-	return &ch[fd%lotChunkSize]
-}
+func (l *lot) slot(fd int) *atomic.Pointer[clientConn] { return l.conns.slot(fd, true) }
 
 // beginPark starts parking c (idle, between requests, owned by the calling
 // goroutine): it registers c's descriptor in the lot on first use and moves c
@@ -220,7 +250,7 @@ const pollEvery = int64(100 * time.Microsecond)
 // that wait short. It costs one epoll_wait per pollEvery at most.
 func (l *lot) poll() {
 	now := nanotime()
-	if now-l.lastPoll.Load() < pollEvery || l.parked.Load() == 0 {
+	if now-l.lastPoll.Load() < pollEvery || l.parked.Load()+l.waiting.Load() == 0 {
 		return
 	}
 	if !l.draining.CompareAndSwap(false, true) {
@@ -245,15 +275,23 @@ func (l *lot) take(epfd int) {
 			return
 		}
 		for i := range n {
-			s := l.slot(int(l.events[i].Fd))
-			if s == nil {
-				continue
-			}
+			fd := int(l.events[i].Fd)
 			// An event may be stale (its connection closed and the number
-			// reused by one parked since): waking that one early is
-			// harmless, it finds nothing to read and parks again.
-			if c := s.Load(); c != nil {
-				l.wake(c)
+			// reused since): waking early is harmless, the woken side
+			// finds nothing to read and waits again.
+			if s := l.conns.slot(fd, false); s != nil {
+				if c := s.Load(); c != nil {
+					l.wake(c)
+					continue
+				}
+			}
+			if s := l.ups.slot(fd, false); s != nil {
+				if w := s.Load(); w != nil && s.CompareAndSwap(w, nil) {
+					select {
+					case w.ch <- struct{}{}:
+					default:
+					}
+				}
 			}
 		}
 		if n < len(l.events) {
@@ -288,21 +326,11 @@ func (l *lot) sweep() {
 	idle := l.srv.settings.Load().Limits.IdleTimeout
 	now := nanotime()
 	if idle > 0 && l.parked.Load() > 0 {
-		for i := range l.conns {
-			ch := l.conns[i].Load()
-			if ch == nil {
-				continue
+		l.conns.each(func(c *clientConn) {
+			if now-c.parkedAt.Load() >= int64(idle) && l.unpark(c, stateClosed) {
+				c.close()
 			}
-			for j := range ch {
-				c := ch[j].Load()
-				if c == nil || now-c.parkedAt.Load() < int64(idle) {
-					continue
-				}
-				if l.unpark(c, stateClosed) {
-					c.close()
-				}
-			}
-		}
+		})
 	}
 	l.f.SetReadDeadline(time.Now().Add(sweepEvery(idle)))
 }
@@ -320,17 +348,11 @@ func sweepEvery(idle time.Duration) time.Duration {
 
 // closeAll closes every parked connection (shutdown).
 func (l *lot) closeAll() {
-	for i := range l.conns {
-		ch := l.conns[i].Load()
-		if ch == nil {
-			continue
+	l.conns.each(func(c *clientConn) {
+		if l.unpark(c, stateClosed) {
+			c.close()
 		}
-		for j := range ch {
-			if c := ch[j].Load(); c != nil && l.unpark(c, stateClosed) {
-				c.close()
-			}
-		}
-	}
+	})
 }
 
 // close stops the lot's goroutine; call after closeAll, once no connection
@@ -338,4 +360,72 @@ func (l *lot) closeAll() {
 func (l *lot) close() {
 	l.f.Close()
 	<-l.done
+}
+
+// upWaiter is a request waiting for its backend's answer in the lot. It lives
+// in the request's scratch state; the lot signals ch when the backend's
+// descriptor becomes readable.
+type upWaiter struct {
+	ch    chan struct{}
+	timer *time.Timer
+}
+
+// awaitUpstream waits, in the lot, until uc (a backend connection) has bytes,
+// for at most d. It reads what is there into uc.R and returns the count; ok is
+// false if uc cannot wait here (TLS, no descriptor), for the caller to wait in
+// Go's poller instead.
+//
+// Waiting here rather than in Go's poller keeps the wait fair under load: Go
+// looks for network events only when it runs out of runnable goroutines, while
+// the lot is also polled by serving goroutines (poll), as an event loop would.
+func (l *lot) awaitUpstream(w *upWaiter, uc *upstream.Conn, d time.Duration) (n int, err error, ok bool) {
+	fd := uc.Fd()
+	s := l.ups.slot(fd, true)
+	if s == nil {
+		return 0, nil, false
+	}
+	if uc.Watcher != l {
+		// Register once per backend connection, edge-triggered, under its
+		// descriptor's reference count.
+		var regErr error
+		if err := uc.Control(func(fd uintptr) {
+			ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | epollET, Fd: int32(fd)}
+			regErr = syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_ADD, int(fd), &ev)
+		}); err != nil || (regErr != nil && regErr != syscall.EEXIST) {
+			return 0, nil, false
+		}
+		uc.Watcher = l
+	}
+	if w.ch == nil {
+		w.ch = make(chan struct{}, 1)
+	}
+	select { // a wake-up left from an earlier wait
+	case <-w.ch:
+	default:
+	}
+	// Publish the wait, then read: bytes that came before are read now,
+	// bytes that come after raise an event that finds the waiter.
+	s.Store(w)
+	l.waiting.Add(1)
+	defer l.waiting.Add(-1)
+	if n, err = uc.TryFill(); n > 0 || err != nil {
+		s.CompareAndSwap(w, nil)
+		return n, err, true
+	}
+	if w.timer == nil {
+		w.timer = time.NewTimer(d)
+	} else {
+		w.timer.Reset(d)
+	}
+	select {
+	case <-w.ch:
+		w.timer.Stop()
+	case <-w.timer.C:
+		if s.CompareAndSwap(w, nil) {
+			return 0, os.ErrDeadlineExceeded, true
+		}
+		<-w.ch // the lot claimed the waiter just now: its signal is coming
+	}
+	n, err = uc.TryFill()
+	return n, err, true
 }

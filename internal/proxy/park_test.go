@@ -193,3 +193,30 @@ func busyFor(t *testing.T, tp *testProxy, first string) {
 		t.Errorf("the exchange lasted %v, not over the timeout", d)
 	}
 }
+
+// A backend connection reused for longer than response_header_timeout is not
+// failed by a read deadline armed on an earlier exchange: reads that find the
+// answer at once (without waiting) must see a fresh deadline too.
+func TestReusedBackendConnectionOutlivesResponseHeaderTimeout(t *testing.T) {
+	big := strings.Repeat("b", 256<<10)
+	be := newBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/big" {
+			io.WriteString(w, big)
+			return
+		}
+		io.WriteString(w, "ok")
+	}))
+	tp := startProxy(t, []string{hostPort(be.URL)}, map[string]any{"response_header_timeout": "300ms", "retries": 0})
+	c := dialProxy(t, tp.Addr)
+	// The large body is read through the backend connection's timed reads,
+	// which arm its read deadline.
+	if resp, body := c.get("/big"); resp.StatusCode != 200 || len(body) != len(big) {
+		t.Fatalf("/big: %d, %d bytes", resp.StatusCode, len(body))
+	}
+	start := time.Now()
+	for i := 0; time.Since(start) < time.Second && i < 100000; i++ {
+		if resp, body := c.get("/"); resp.StatusCode != 200 || string(body) != "ok" {
+			t.Fatalf("request %d after %v: %d %q", i, time.Since(start), resp.StatusCode, body)
+		}
+	}
+}

@@ -42,10 +42,32 @@ type Conn struct {
 	// Broken marks a connection that must not be returned to the pool.
 	Broken bool
 
+	// Watcher is set by the user of the connection that registered it for
+	// readiness events elsewhere (the proxy's idle-connection set), so that
+	// it registers only once.
+	Watcher any
+	fd      int
+
 	// TryFill's callback and result (built once: a call allocates nothing).
 	tryFn func(uintptr) bool
 	tn    int
 	terr  error
+}
+
+// Fd is the connection's descriptor, -1 if it has none to use directly (TLS).
+func (c *Conn) Fd() int {
+	if c.raw == nil {
+		return -1
+	}
+	return c.fd
+}
+
+// Control runs f with the descriptor, which stays open meanwhile.
+func (c *Conn) Control(f func(fd uintptr)) error {
+	if c.raw == nil {
+		return net.ErrClosed
+	}
+	return c.raw.Control(f)
 }
 
 // TryFill reads what the backend has already sent into R, without waiting. It
@@ -149,7 +171,7 @@ func (p *Pool) dial(ctx context.Context) (*Conn, error) {
 		return nil, &ErrDial{err}
 	}
 	p.Dials.Add(1)
-	c := &Conn{}
+	c := &Conn{fd: -1}
 	if tc, ok := nc.(*net.TCPConn); ok {
 		c.raw, _ = tc.SyscallConn()
 	}
@@ -171,6 +193,9 @@ func (p *Pool) dial(ctx context.Context) (*Conn, error) {
 		c.raw = nil
 	} else {
 		nc = rawio.Wrap(nc)
+		if c.raw != nil {
+			c.raw.Control(func(fd uintptr) { c.fd = int(fd) })
+		}
 	}
 	c.T.Conn = nc
 	c.R = h1.Reader{Conn: &c.T, Buf: make([]byte, BufSize)}
