@@ -26,6 +26,11 @@ import (
 // The same goroutine enforces idle_timeout for parked connections with a
 // sweep every idle_timeout/16 (at most once a second), since their Go read
 // deadline no longer has a goroutine to wake.
+//
+// Requests waiting for a backend's answer wait in the lot too (awaitUpstream),
+// and serving goroutines take ready events off the set themselves (poll), so
+// that under load no wait depends on Go polling the network, which it does
+// only when it runs out of runnable goroutines.
 type lot struct {
 	srv  *Server
 	epfd int
