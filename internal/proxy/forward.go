@@ -495,7 +495,7 @@ func (c *clientConn) attempt(set *Settings, cfg *config.Pool, p *pool.Pool, snap
 		mem.Metrics.ObserveResponse(ttfb)
 	}
 	if cfg.Strategy == "least_response_time" {
-		st.ObserveLatency(ttfb, time.Now())
+		st.ObserveLatency(ttfb, t0.Add(ttfb))
 	}
 	status = resp.Status
 	failed := resp.Status >= 500 && cfg.Passive.Consider5xx
