@@ -32,10 +32,9 @@ import (
 // that under load no wait depends on Go polling the network, which it does
 // only when it runs out of runnable goroutines.
 type lot struct {
-	srv  *Server
-	epfd int
-	f    *os.File
-	rc   syscall.RawConn
+	srv *Server
+	f   *os.File
+	rc  syscall.RawConn
 
 	// conns maps a parked connection's descriptor number to it; ups maps a
 	// backend connection's descriptor to the request waiting for its answer.
@@ -116,7 +115,7 @@ func newLot(srv *Server) *lot {
 		f.Close()
 		return nil
 	}
-	l := &lot{srv: srv, epfd: epfd, f: f, rc: rc, done: make(chan struct{})}
+	l := &lot{srv: srv, f: f, rc: rc, done: make(chan struct{})}
 	l.drainF = l.drain
 	l.pollF = l.pollFD
 	// A deadline on the epoll file proves it is in Go's poller (a blocking
@@ -194,12 +193,26 @@ func (l *lot) finishPark(c *clientConn) bool {
 // arm is c's RawConn.Control callback: register its descriptor, for good and
 // edge-triggered, for readability and the peer's close.
 func (c *clientConn) arm(fd uintptr) {
-	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | epollET, Fd: int32(fd)}
-	err := syscall.EpollCtl(c.srv.lot.epfd, syscall.EPOLL_CTL_ADD, int(fd), &ev)
+	err := c.srv.lot.register(fd)
 	if err == nil {
 		c.inLot = true
 	}
 	c.parkErr = err // read by beginPark, which still owns c (stateParking)
+}
+
+// register adds fd to the lot's epoll set, edge-triggered, for readability
+// and the peer's close. It holds the lot's own descriptor meanwhile: once the
+// lot is closed its number may belong to another epoll set (Go's own), where
+// an entry of ours would be read as one of the runtime's.
+func (l *lot) register(fd uintptr) error {
+	var err error
+	if cerr := l.rc.Control(func(epfd uintptr) {
+		ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | epollET, Fd: int32(fd)}
+		err = syscall.EpollCtl(int(epfd), syscall.EPOLL_CTL_ADD, int(fd), &ev)
+	}); cerr != nil {
+		return cerr
+	}
+	return err
 }
 
 // epollET is EPOLLET as the uint32 that EpollEvent.Events is.
@@ -393,10 +406,7 @@ func (l *lot) awaitUpstream(w *upWaiter, uc *upstream.Conn, d time.Duration) (n 
 		// Register once per backend connection, edge-triggered, under its
 		// descriptor's reference count.
 		var regErr error
-		if err := uc.Control(func(fd uintptr) {
-			ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | epollET, Fd: int32(fd)}
-			regErr = syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_ADD, int(fd), &ev)
-		}); err != nil || (regErr != nil && regErr != syscall.EEXIST) {
+		if err := uc.Control(func(fd uintptr) { regErr = l.register(fd) }); err != nil || regErr != nil {
 			return 0, nil, false
 		}
 		uc.Watcher = l
