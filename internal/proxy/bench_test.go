@@ -3,6 +3,7 @@ package proxy_test
 import (
 	"bytes"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -162,4 +163,55 @@ func BenchmarkProxyGETParallel(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkIdleConnMemory reports what an idle keep-alive client connection
+// costs the proxy (heap and goroutine stacks, after a GC), the in-process
+// counterpart of the harness's W4. Each iteration opens idleConns
+// connections, sends one request on each, measures, and closes them.
+func BenchmarkIdleConnMemory(b *testing.B) {
+	const idleConns = 2000
+	be := newTinyBackend(b)
+	tp := startProxy(b, []string{be.ln.Addr().String()}, nil)
+	req := []byte("GET / HTTP/1.1\r\nHost: bench\r\n\r\n")
+	var total float64
+	for i := 0; i < b.N; i++ {
+		before := proxyMemory()
+		conns := make([]net.Conn, 0, idleConns)
+		buf := make([]byte, 256)
+		for j := 0; j < idleConns; j++ {
+			c, err := net.Dial("tcp", tp.Addr)
+			if err != nil {
+				b.Fatal(err)
+			}
+			conns = append(conns, c)
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			if _, err := c.Write(req); err != nil {
+				b.Fatal(err)
+			}
+			if n, err := c.Read(buf); err != nil || !bytes.Contains(buf[:n], []byte("200 OK")) {
+				b.Fatalf("response: %q %v", buf[:n], err)
+			}
+		}
+		waitFor(b, 10*time.Second, "idle connections to settle", func() bool {
+			// On Linux idle connections give up their goroutines (the lot).
+			return tp.Srv.Conns() == idleConns && (runtime.GOOS != "linux" || serveGoroutines() == 0)
+		})
+		total += float64(proxyMemory()-before) / idleConns
+		for _, c := range conns {
+			c.Close()
+		}
+		waitFor(b, 10*time.Second, "connections to be released", func() bool { return tp.Srv.Conns() == 0 })
+	}
+	b.ReportMetric(total/float64(b.N), "B/idle-conn")
+}
+
+// proxyMemory is the process's heap and stack in use after a GC. The test's
+// own client sockets are included (a few hundred bytes each), so the figure
+// is an upper bound of the proxy's share.
+func proxyMemory() int64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapInuse + m.StackInuse)
 }
