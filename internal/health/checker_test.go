@@ -235,8 +235,14 @@ func TestUpdate(t *testing.T) {
 	cfg2.Headers = map[string]string{"X-Reloaded": "1"}
 	ta2 := ta
 	ta2.State = backend.NewState(epoch)
+	created := clk.Created()
 	c.Update(cfg2, []health.Target{ta2, cSrv.target("c")})
 	bHits := b.count()
+	// Wait until "a" (woken by the update) and "c" (new) wait on new timers
+	// and "b"'s is gone: advancing before would leave a late one behind.
+	if !clk.WaitUntil(func(pending, n int) bool { return n >= created+2 && pending == 2 }, 10*time.Second) {
+		t.Fatalf("targets did not park after the update (%d pending)", clk.Pending())
+	}
 
 	clk.Advance(time.Second) // "a" is due (1s after its last check), "c" too (0.5s after the reload)
 	got := map[string][]event{}

@@ -17,6 +17,7 @@ type Clock struct {
 	mu      sync.Mutex
 	now     time.Time
 	timers  []*timer
+	created int           // timers ever created (waiting ones)
 	changed chan struct{} // closed and replaced whenever the timer set changes
 }
 
@@ -45,6 +46,7 @@ func (c *Clock) NewTimer(d time.Duration) health.Timer {
 		return t
 	}
 	c.timers = append(c.timers, t)
+	c.created++
 	c.notifyLocked()
 	return t
 }
@@ -99,13 +101,29 @@ func (c *Clock) Pending() int {
 // timeout passes; it reports whether n was reached. Tests call it before
 // Advance, to know the goroutines under test are parked on their timers.
 func (c *Clock) WaitPending(n int, timeout time.Duration) bool {
+	return c.WaitUntil(func(pending, _ int) bool { return pending >= n }, timeout)
+}
+
+// Created returns how many waiting timers were ever created.
+func (c *Clock) Created() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.created
+}
+
+// WaitUntil waits until cond holds for the number of pending timers and of
+// timers ever created, or until the real timeout passes; it reports whether
+// cond held. After a change that makes goroutines stop their timers and park
+// on new ones, waiting for the new ones (created) and for the old ones to be
+// gone (pending) tells that all of them have parked again.
+func (c *Clock) WaitUntil(cond func(pending, created int) bool, timeout time.Duration) bool {
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	for {
 		c.mu.Lock()
-		got, ch := len(c.timers), c.changed
+		pending, created, ch := len(c.timers), c.created, c.changed
 		c.mu.Unlock()
-		if got >= n {
+		if cond(pending, created) {
 			return true
 		}
 		select {
