@@ -1,6 +1,7 @@
 package h1
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -242,7 +243,7 @@ func (c *ChunkedCopier) Copy(dst io.Writer, src *Reader) (int64, error) {
 		if i >= MaxHeaders || line[0] == ' ' || line[0] == '\t' {
 			return total, &BodyError{false, ErrBadChunk}
 		}
-		colon := indexByte(line, ':')
+		colon := bytes.IndexByte(line, ':')
 		if colon <= 0 || !IsToken(line[:colon]) {
 			return total, &BodyError{false, ErrBadChunk}
 		}
@@ -258,15 +259,6 @@ func (c *ChunkedCopier) Copy(dst io.Writer, src *Reader) (int64, error) {
 		}
 	}
 	return total, nil
-}
-
-func indexByte(b []byte, c byte) int {
-	for i, x := range b {
-		if x == c {
-			return i
-		}
-	}
-	return -1
 }
 
 // readLine returns the next CRLF-terminated line (without CRLF) and consumes
@@ -366,7 +358,7 @@ func ScanChunked(buf []byte, maxLine int) error {
 	}
 	// line returns the next CRLF-terminated line; ok is false when buf ends first.
 	line := func() (l []byte, ok bool, err error) {
-		i := indexByte(buf, '\n')
+		i := bytes.IndexByte(buf, '\n')
 		if i < 0 {
 			if len(buf) >= maxLine {
 				return nil, false, ErrBadChunk
@@ -377,7 +369,7 @@ func ScanChunked(buf []byte, maxLine int) error {
 			return nil, false, ErrBadChunk
 		}
 		l = buf[:i-1]
-		if indexByte(l, '\r') >= 0 {
+		if bytes.IndexByte(l, '\r') >= 0 {
 			return nil, false, ErrBadChunk
 		}
 		buf = buf[i+1:]
@@ -417,7 +409,7 @@ func ScanChunked(buf []byte, maxLine int) error {
 		if i >= MaxHeaders || l[0] == ' ' || l[0] == '\t' {
 			return ErrBadChunk
 		}
-		colon := indexByte(l, ':')
+		colon := bytes.IndexByte(l, ':')
 		if colon <= 0 || !IsToken(l[:colon]) {
 			return ErrBadChunk
 		}

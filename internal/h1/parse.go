@@ -210,8 +210,7 @@ func ParseRequest(buf []byte, maxHead int, r *Request) error {
 	r.Minor = int(ver[7] - '0')
 	r.KeepAlive = r.Minor == 1
 
-	isConnect := string(r.Method) == "CONNECT"
-	if isConnect {
+	if string(r.Method) == "CONNECT" {
 		// A reverse proxy does not tunnel: refuse CONNECT whatever its target.
 		return ErrConnectNotAllowed
 	}
@@ -221,8 +220,6 @@ func ParseRequest(buf []byte, maxHead int, r *Request) error {
 		if string(r.Method) != "OPTIONS" {
 			return ErrBadTarget
 		}
-	case isConnect:
-		return ErrConnectNotAllowed
 	default:
 		// absolute-form: the authority becomes the Host towards the
 		// backend, so it must be a plain, valid host (no userinfo).

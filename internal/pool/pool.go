@@ -322,7 +322,7 @@ const rampScale = 16
 
 // slowStartWeight is the effective weight, on the rampScale scale, of a
 // backend up for since: it grows linearly over the slow-start window from
-// 1/rampScale of the weight to the full weight.
+// 1 (1/rampScale of a weight-1 share) to the full weight.
 func slowStartWeight(w int, window, since time.Duration) int {
 	full := w * rampScale
 	if window <= 0 || since >= window || since < 0 {

@@ -24,7 +24,7 @@ import (
 // time it parks; parking and waking then cost no system call of their own.
 //
 // The same goroutine enforces idle_timeout for parked connections with a
-// sweep every idle_timeout/16 (at most once a second), since their Go read
+// sweep every idle_timeout/16 (but at least once a second), since their Go read
 // deadline no longer has a goroutine to wake.
 //
 // Requests waiting for a backend's answer wait in the lot too (awaitUpstream),

@@ -6,7 +6,6 @@ package upstream
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"io"
 	"net"
 	"sync/atomic"
@@ -281,10 +280,4 @@ func (p *Pool) drain() {
 			c.T.Conn.Close()
 		}
 	}
-}
-
-// IsTimeout reports a network timeout.
-func IsTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
 }

@@ -780,24 +780,6 @@ func TestErrDial(t *testing.T) {
 	}
 }
 
-func TestIsTimeout(t *testing.T) {
-	t.Parallel()
-	a, b := net.Pipe()
-	defer a.Close()
-	defer b.Close()
-	a.SetReadDeadline(time.Now().Add(-time.Second))
-	_, err := a.Read(make([]byte, 1))
-	if !IsTimeout(err) {
-		t.Fatalf("IsTimeout(%v) = false", err)
-	}
-	if IsTimeout(errors.New("x")) || IsTimeout(nil) {
-		t.Fatal("IsTimeout true for a non-timeout")
-	}
-	if !IsTimeout(fmt.Errorf("wrapped: %w", err)) {
-		t.Fatal("IsTimeout false for a wrapped timeout")
-	}
-}
-
 // BenchmarkGetPut is the request path's cost of taking and returning a pooled
 // connection (no I/O); the target is 0 allocs/op.
 func BenchmarkGetPut(b *testing.B) {
