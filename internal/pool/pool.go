@@ -230,11 +230,23 @@ func (p *Pool) applyLocked(cfg *config.Pool, idleTimeout time.Duration) {
 	for key, m := range old {
 		m.State.SetObserver(nil, 0)
 		m.Conns.Close()
-		if p.opt.Metrics != nil {
+		// Metrics are per host, members per scheme and host: a host still
+		// served under the other scheme keeps its series.
+		if p.opt.Metrics != nil && !p.servesHostLocked(m.cfg.Host) {
 			p.opt.Metrics.Forget(m.cfg.Host)
 		}
 		p.opt.Logger.Info("backend removed", "backend", key, "inflight", m.State.Inflight())
 	}
+}
+
+// servesHostLocked reports whether a current member has host.
+func (p *Pool) servesHostLocked(host string) bool {
+	for _, m := range p.order {
+		if m.cfg.Host == host {
+			return true
+		}
+	}
+	return false
 }
 
 // rebuildLocked publishes a new snapshot from the members' current state.
