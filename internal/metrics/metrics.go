@@ -37,6 +37,9 @@ const (
 	RejectBodyTooLarge   = "body_too_large"
 	RejectRateLimited    = "rate_limited"
 	RejectConnLimit      = "conn_limit"
+	RejectConnLimitIP    = "conn_limit_ip"
+	RejectBackendsBusy   = "backends_busy"
+	RejectTimeout        = "timeout"
 )
 
 // NoBackendLabel is the backend label value used by NoBackend.
@@ -172,7 +175,7 @@ func New(reg prometheus.Registerer, src BackendSource) *Metrics {
 		Help: "Requests rejected before reaching a backend, by reason.",
 	}, []string{labelReason})
 	m.rejected.init(rejectedVec, RejectBadRequest, RejectHeaderTooLarge,
-		RejectBodyTooLarge, RejectRateLimited, RejectConnLimit)
+		RejectBodyTooLarge, RejectRateLimited, RejectConnLimit, RejectConnLimitIP, RejectBackendsBusy, RejectTimeout)
 
 	reloads := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "fulcrum_reloads_total",

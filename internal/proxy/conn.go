@@ -15,6 +15,7 @@ import (
 
 	"fulcrum/internal/balance"
 	"fulcrum/internal/h1"
+	"fulcrum/internal/metrics"
 	"fulcrum/internal/rawio"
 )
 
@@ -494,12 +495,12 @@ var internalErrorResponse = []byte("HTTP/1.1 500 Internal Server Error\r\nConten
 
 // refuse answers a request that failed to parse and closes the connection.
 func (c *clientConn) refuse(e *h1.Error) {
-	reason := "bad_request"
+	reason := metrics.RejectBadRequest
 	switch e.Status {
 	case 431:
-		reason = "header_too_large"
+		reason = metrics.RejectHeaderTooLarge
 	case 408:
-		reason = "timeout"
+		reason = metrics.RejectTimeout
 	}
 	if c.srv.metrics != nil {
 		c.srv.metrics.Rejected(reason)

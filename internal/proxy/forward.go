@@ -88,13 +88,13 @@ func (c *clientConn) handle(set *Settings) (keep bool) {
 	// Rate limiting happens before anything else touches a backend.
 	if lim := c.srv.limiter.Load(); lim != nil {
 		if ok, retry := lim.allow(c.rateKey(lim, clientIP), start); !ok {
-			c.srv.countRejected("rate_limited")
+			c.srv.countRejected(metrics.RejectRateLimited)
 			c.br.Discard(req.HeadLen)
 			return c.writeRateLimited(retry, ri, start)
 		}
 	}
 	if max := set.Limits.MaxBodyBytes; max > 0 && req.ContentLength > max {
-		c.srv.countRejected("body_too_large")
+		c.srv.countRejected(metrics.RejectBodyTooLarge)
 		c.writeError(413, "request body too large", false)
 		c.srv.finish(c, nil, ri, 413, start, nil)
 		return false
@@ -103,7 +103,7 @@ func (c *clientConn) handle(set *Settings) (keep bool) {
 	// body is read; refuse at least what already arrived malformed with
 	// the head (the usual shape of a smuggling attempt) before forwarding.
 	if req.Chunked && h1.ScanChunked(c.br.Buffered()[req.HeadLen:], 4096) != nil {
-		c.srv.countRejected("bad_request")
+		c.srv.countRejected(metrics.RejectBadRequest)
 		c.writeError(400, "malformed chunked body", false)
 		c.srv.finish(c, nil, ri, 400, start, nil)
 		return false
@@ -195,7 +195,7 @@ func (c *clientConn) handle(set *Settings) (keep bool) {
 		if mem == nil {
 			if lastKind == failNone {
 				keep := ri.keepAlive && (bodyLen >= 0 || (!ri.chunked && ri.cl <= 0))
-				c.srv.countRejected("backends_busy")
+				c.srv.countRejected(metrics.RejectBackendsBusy)
 				c.writeError(503, "all backends are busy", keep)
 				c.srv.finish(c, nil, ri, 503, start, nil)
 				return keep
@@ -424,12 +424,12 @@ func (c *clientConn) attempt(set *Settings, cfg *config.Pool, p *pool.Pool, snap
 				mem.Conns.Discard(uc)
 				release(false)
 				if errors.Is(berr, h1.ErrBodyTooLarge) {
-					c.srv.countRejected("body_too_large")
+					c.srv.countRejected(metrics.RejectBodyTooLarge)
 					c.writeError(413, "request body too large", false)
 					return failTooLarge, berr, 413, false
 				}
 				if errors.Is(berr, h1.ErrBadChunk) {
-					c.srv.countRejected("bad_request")
+					c.srv.countRejected(metrics.RejectBadRequest)
 					c.writeError(400, "malformed chunked body", false)
 					return failClient, berr, 400, false
 				}

@@ -156,12 +156,12 @@ func (s *Server) newConn(nc net.Conn) *clientConn {
 	}
 	if lim.MaxConns > 0 && len(s.conns) >= lim.MaxConns {
 		s.mu.Unlock()
-		s.reject(nc, "conn_limit")
+		s.reject(nc, metrics.RejectConnLimit)
 		return nil
 	}
 	if lim.MaxConnsPerIP > 0 && s.perIP[peer.Addr()] >= lim.MaxConnsPerIP {
 		s.mu.Unlock()
-		s.reject(nc, "conn_limit_ip")
+		s.reject(nc, metrics.RejectConnLimitIP)
 		return nil
 	}
 	c := &clientConn{srv: s, nc: nc, peer: peer}
