@@ -153,6 +153,7 @@ func (c *Checker) Update(cfg config.HealthCheck, targets []Target) {
 			nt := t
 			nt.State = r.target.Load().State
 			r.target.Store(&nt)
+			r.wake() // re-read the settings
 			continue
 		}
 		r := newRunner(c, t)
@@ -170,9 +171,8 @@ func (c *Checker) Update(cfg config.HealthCheck, targets []Target) {
 			removed = true
 		}
 	}
-	for _, r := range c.runners {
-		r.wake() // re-read the settings
-	}
+	// New runners are not woken: they read the settings as they start, and
+	// an extra wake-up would only make them set their first timer twice.
 	c.mu.Unlock()
 	if removed {
 		// Drop the removed backends' idle connections (the others redial once).

@@ -239,7 +239,8 @@ func TestUpdate(t *testing.T) {
 	c.Update(cfg2, []health.Target{ta2, cSrv.target("c")})
 	bHits := b.count()
 	// Wait until "a" (woken by the update) and "c" (new) wait on new timers
-	// and "b"'s is gone: advancing before would leave a late one behind.
+	// and "b"'s is gone: a goroutine that computes its timer's duration
+	// before an Advance and creates the timer after it would park late.
 	if !clk.WaitUntil(func(pending, n int) bool { return n >= created+2 && pending == 2 }, 10*time.Second) {
 		t.Fatalf("targets did not park after the update (%d pending)", clk.Pending())
 	}
@@ -299,7 +300,11 @@ func TestIntervalChangePullsCheckForward(t *testing.T) {
 	clk.Advance(500 * time.Millisecond)
 	rec.nextCheck("b")
 	park(t, clk, 1)
+	created := clk.Created()
 	c.Update(httpCfg(2*time.Second, 1, 1), []health.Target{tg})
+	if !clk.WaitUntil(func(pending, n int) bool { return n > created && pending == 1 }, 10*time.Second) {
+		t.Fatalf("target did not park again after the update (%d pending)", clk.Pending())
+	}
 	clk.Advance(2 * time.Second)
 	rec.nextCheck("b")
 }
