@@ -416,8 +416,8 @@ const maxEjectPercent = 50
 // the request path: lock-free unless it ejects the backend.
 func (p *Pool) Observe(m *Member, failed bool) {
 	pas := p.passive.Load()
-	if pas == nil {
-		return
+	if !pas.Enabled() {
+		return // before the ejection cap's scan of the members
 	}
 	if failed && !p.ejectionAllowed(m) {
 		// Ejecting this backend would take out more than half of the pool:
