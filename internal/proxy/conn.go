@@ -150,35 +150,25 @@ func (c *clientConn) init() {
 // the same as a plain Read.
 func (c *clientConn) readIdle(fd uintptr) bool {
 	c.getBuf()
-	for {
-		n, err := rawRead(fd, c.br.Buf[c.br.W:])
-		if err == errAgain {
-			c.putBuf()
-			return false
-		}
-		if err == errIntr {
-			continue
-		}
-		c.rn, c.rerr = n, err
-		return true
+	n, err := rawRead(fd, c.br.Buf[c.br.W:])
+	if err == errAgain {
+		c.putBuf()
+		return false
 	}
+	c.rn, c.rerr = n, err
+	return true
 }
 
 // tryRead is the RawConn.Read callback for one non-blocking read into the
 // buffer: rn is the byte count, -1 when nothing is there yet.
 func (c *clientConn) tryRead(fd uintptr) bool {
-	for {
-		n, err := rawRead(fd, c.br.Buf[c.br.W:])
-		if err == errIntr {
-			continue
-		}
-		if err == errAgain {
-			c.rn = -1
-			return true
-		}
-		c.rn, c.rerr = n, err
+	n, err := rawRead(fd, c.br.Buf[c.br.W:])
+	if err == errAgain {
+		c.rn = -1
 		return true
 	}
+	c.rn, c.rerr = n, err
+	return true
 }
 
 // waitAndRead blocks until the client sends bytes (read into the buffer),

@@ -6,10 +6,7 @@ import "errors"
 
 const rawReadSupported = false
 
-var (
-	errAgain = errors.New("again")
-	errIntr  = errors.New("interrupted")
-)
+var errAgain = errors.New("again")
 
 // rawRead is not available here: report EAGAIN so the caller waits and the
 // ordinary Read path is used.

@@ -11,10 +11,7 @@ import (
 // rawReadSupported says whether idle connections can wait without a buffer.
 const rawReadSupported = true
 
-var (
-	errAgain error = syscall.EAGAIN
-	errIntr  error = syscall.EINTR
-)
+var errAgain error = syscall.EAGAIN
 
 // rawRead is read(2) on a non-blocking socket (made without entering the
 // scheduler where the platform allows, see internal/rawio); errors are

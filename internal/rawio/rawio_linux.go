@@ -75,20 +75,16 @@ func (c *Conn) run(b []byte, write bool) (int, error) {
 }
 
 func (c *Conn) read(fd uintptr) bool {
-	for {
-		n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&c.p[0])), uintptr(len(c.p)))
-		switch e {
-		case 0:
-			c.n = int(n)
-			return true
-		case syscall.EINTR:
-			continue
-		case syscall.EAGAIN:
-			return false
-		}
-		c.err = e
+	n, err := Read(fd, c.p)
+	switch err {
+	case nil:
+		c.n = n
 		return true
+	case syscall.EAGAIN:
+		return false
 	}
+	c.err = err.(syscall.Errno)
+	return true
 }
 
 // Write writes all of b, waiting in Go's poller (honouring the write
@@ -116,16 +112,21 @@ func (c *Conn) write(fd uintptr) bool {
 // CloseWrite half-closes the connection.
 func (c *Conn) CloseWrite() error { return c.Conn.(*net.TCPConn).CloseWrite() }
 
-// Read is one read(2) on the non-blocking descriptor fd, by RawSyscall; for
-// syscall.RawConn callbacks. Errors are syscall.Errno values (EAGAIN when
-// nothing is there).
+// Read is read(2) on the non-blocking descriptor fd, by RawSyscall, retried
+// when interrupted; for syscall.RawConn callbacks. Errors are syscall.Errno
+// values (EAGAIN when nothing is there).
 func Read(fd uintptr, b []byte) (int, error) {
 	if len(b) == 0 {
 		return 0, nil
 	}
-	n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
-	if e != 0 {
+	for {
+		n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+		switch e {
+		case 0:
+			return int(n), nil
+		case syscall.EINTR:
+			continue
+		}
 		return 0, e
 	}
-	return int(n), nil
 }

@@ -17,31 +17,24 @@ func (c *Conn) alive() bool {
 	var buf [1]byte
 	ok := true
 	err := c.raw.Read(func(fd uintptr) bool {
-		n, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		if err == syscall.EAGAIN || err == syscall.EWOULDBLOCK {
-			return true
-		}
-		if err != nil || n == 0 || n > 0 {
-			ok = false
-		}
+		// Only "nothing to read" (EAGAIN) means alive: EOF, bytes or an
+		// error all mean the connection cannot be reused.
+		_, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		ok = err == syscall.EAGAIN || err == syscall.EWOULDBLOCK
 		return true
 	})
 	return err == nil && ok
 }
 
 func (c *Conn) tryRead(fd uintptr) bool {
-	for {
-		n, err := rawio.Read(fd, c.R.Buf[c.R.W:])
-		switch err {
-		case nil:
-			c.tn = n
-		case syscall.EINTR:
-			continue
-		case syscall.EAGAIN:
-			c.tn = -1
-		default:
-			c.terr = err
-		}
-		return true
+	n, err := rawio.Read(fd, c.R.Buf[c.R.W:])
+	switch err {
+	case nil:
+		c.tn = n
+	case syscall.EAGAIN:
+		c.tn = -1
+	default:
+		c.terr = err
 	}
+	return true
 }
