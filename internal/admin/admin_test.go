@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -348,63 +347,6 @@ func TestMetrics(t *testing.T) {
 	}
 	if resp, _ := do(t, ts, "POST", "/metrics", "Bearer tok"); resp.StatusCode != http.StatusMethodNotAllowed {
 		t.Errorf("POST /metrics: %d, want 405", resp.StatusCode)
-	}
-}
-
-// TestServe: Serve runs until its context ends, then returns nil; a bind
-// failure is returned.
-func TestServe(t *testing.T) {
-	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	srv := &http.Server{Addr: addr, Handler: admin.New(&fakeCtl{}, prometheus.NewRegistry(), "", quiet), ReadHeaderTimeout: 5 * time.Second}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- admin.Serve(ctx, srv) }()
-
-	cl := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := cl.Get("http://" + addr + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode != 200 {
-				t.Fatalf("/healthz: %d", resp.StatusCode)
-			}
-			break
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("Serve returned before serving: %v", err)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("admin API not answering on %s: %v", addr, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-
-	// The port is taken now: a second Serve on it fails at once.
-	ctx2, cancel2 := context.WithCancel(context.Background())
-	err = admin.Serve(ctx2, &http.Server{Addr: addr, ReadHeaderTimeout: time.Second})
-	cancel2()
-	if err == nil {
-		t.Fatal("Serve on a busy port returned nil")
-	}
-
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Serve after cancel: %v, want nil", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Serve did not return after its context ended")
 	}
 }
 
