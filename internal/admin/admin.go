@@ -107,4 +107,3 @@ func (s *Server) backends(w http.ResponseWriter, r *http.Request) {
 	}
 	enc.Encode(bs)
 }
-

@@ -12,6 +12,7 @@ import (
 	"fulcrum/internal/config"
 	"fulcrum/internal/health"
 	"fulcrum/internal/health/healthtest"
+	"fulcrum/internal/testutil"
 )
 
 // TestCheckerRiseFall drives one target through down and up with a scripted
@@ -334,7 +335,7 @@ func TestStopLeavesNoGoroutines(t *testing.T) {
 	}
 	c.Stop()
 	c.Stop() // idempotent
-	if n, ok := waitGoroutines(base, 5*time.Second); !ok {
+	if n, ok := testutil.WaitGoroutines(base, 5*time.Second); !ok {
 		buf := make([]byte, 1<<20)
 		t.Fatalf("%d goroutines after Stop, %d before Start\n%s", n, base, buf[:runtime.Stack(buf, true)])
 	}

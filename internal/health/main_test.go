@@ -2,14 +2,11 @@ package health_test
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -19,38 +16,12 @@ import (
 	"fulcrum/internal/config"
 	"fulcrum/internal/health"
 	"fulcrum/internal/health/healthtest"
+	"fulcrum/internal/testutil"
 )
 
 // TestMain fails the package if any goroutine started by the tests (checker
 // goroutines, transport connections, test servers) outlives them.
-func TestMain(m *testing.M) {
-	base := runtime.NumGoroutine()
-	code := m.Run()
-	if code == 0 {
-		if n, ok := waitGoroutines(base, 5*time.Second); !ok {
-			buf := make([]byte, 1<<20)
-			buf = buf[:runtime.Stack(buf, true)]
-			fmt.Fprintf(os.Stderr, "goroutine leak: %d running, %d before the tests\n%s", n, base, buf)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
-
-// waitGoroutines polls until at most n goroutines run or the timeout passes.
-func waitGoroutines(n int, timeout time.Duration) (int, bool) {
-	deadline := time.Now().Add(timeout)
-	for {
-		got := runtime.NumGoroutine()
-		if got <= n {
-			return got, true
-		}
-		if time.Now().After(deadline) {
-			return got, false
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
+func TestMain(m *testing.M) { testutil.VerifyNoLeaks(m, nil) }
 
 // epoch is the fake clock's start.
 var epoch = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)

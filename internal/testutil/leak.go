@@ -23,11 +23,7 @@ func VerifyNoLeaks(m *testing.M, cleanup func()) {
 		if cleanup != nil {
 			cleanup()
 		}
-		deadline := time.Now().Add(5 * time.Second)
-		for runtime.NumGoroutine() > base && time.Now().Before(deadline) {
-			time.Sleep(5 * time.Millisecond)
-		}
-		if n := runtime.NumGoroutine(); n > base {
+		if n, ok := WaitGoroutines(base, 5*time.Second); !ok {
 			buf := make([]byte, 1<<20)
 			buf = buf[:runtime.Stack(buf, true)]
 			fmt.Fprintf(os.Stderr, "goroutine leak: %d running, %d before the tests\n%s", n, base, buf)
@@ -35,6 +31,22 @@ func VerifyNoLeaks(m *testing.M, cleanup func()) {
 		}
 	}
 	os.Exit(code)
+}
+
+// WaitGoroutines polls until at most n goroutines run or the timeout passes;
+// it returns the last count and whether it got down to n.
+func WaitGoroutines(n int, timeout time.Duration) (int, bool) {
+	deadline := time.Now().Add(timeout)
+	for {
+		got := runtime.NumGoroutine()
+		if got <= n {
+			return got, true
+		}
+		if time.Now().After(deadline) {
+			return got, false
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // VerifyNoFulcrumLeaks runs a package's tests and fails the package when a
