@@ -127,7 +127,7 @@ func (s *sticky) setCookie(dst []byte, res stickyResult, used int, pinned int, s
 		if res == stickyHit && used == pinned {
 			return dst
 		}
-		id := stickyIDOf(snap, used)
+		id := snap.StickyIDs[used]
 		dst = append(dst, s.cfg.CookieName...)
 		dst = append(dst, '=')
 		dst = appendHex16(dst, id)
@@ -154,7 +154,7 @@ func (s *sticky) setCookie(dst []byte, res stickyResult, used int, pinned int, s
 		}
 	case "app_cookie":
 		// Learn value -> backend from the backend's own Set-Cookie.
-		id := stickyIDOf(snap, used)
+		id := snap.StickyIDs[used]
 		learned := false
 		for i := range resp.Headers {
 			h := &resp.Headers[i]
@@ -176,14 +176,6 @@ func (s *sticky) setCookie(dst []byte, res stickyResult, used int, pinned int, s
 		}
 	}
 	return dst
-}
-
-// stickyIDOf returns the sticky ID of member i.
-func stickyIDOf(snap *pool.Snapshot, i int) uint64 {
-	if i < len(snap.StickyIDs) {
-		return snap.StickyIDs[i]
-	}
-	return pool.StickyID(snap.Members[i].Backend.Key)
 }
 
 // setCookieValue returns the value in a Set-Cookie field if it names name.

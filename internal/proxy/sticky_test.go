@@ -33,6 +33,7 @@ func stickySnap(keys ...string) *pool.Snapshot {
 			Weight: 1, EffectiveWeight: 1, Index: i, State: st}
 		snap.Members = append(snap.Members, &pool.Member{Backend: b, State: st})
 		snap.ByStickyID[pool.StickyID(k)] = i
+		snap.StickyIDs = append(snap.StickyIDs, pool.StickyID(k))
 		usable = append(usable, b)
 	}
 	ipHash, _ := balance.Lookup("ip_hash")
@@ -630,6 +631,7 @@ func stickySnapForSecret(t *testing.T) (*pool.Snapshot, []string) {
 		st := backend.NewState(time.Now())
 		snap.Members = append(snap.Members, &pool.Member{Backend: &backend.Backend{Key: k, Index: i, State: st}, State: st})
 		snap.ByStickyID[pool.StickyID(k)] = i
+		snap.StickyIDs = append(snap.StickyIDs, pool.StickyID(k))
 	}
 	return snap, keys
 }
