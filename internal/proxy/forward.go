@@ -49,6 +49,7 @@ type reqInfo struct {
 	chunked    bool
 	cl         int64
 	expect     bool
+	accessLog  bool       // access_log as the request started (a reload meanwhile does not change it)
 	path       string     // only with access_log
 	host       string     // only with access_log
 	client     netip.Addr // the client address (resolved behind trusted proxies), for the access log
@@ -81,6 +82,7 @@ func (c *clientConn) handle(set *Settings) (keep bool) {
 		ri.https = h1.EqualFold(h1.Get(req.Headers, "X-Forwarded-Proto"), "https")
 	}
 	if set.AccessLog {
+		ri.accessLog = true
 		ri.path = string(req.Target)
 		ri.host = string(req.Host)
 	}
@@ -768,16 +770,12 @@ func (s *Server) finish(c *clientConn, mem *pool.Member, ri reqInfo, status int,
 		}
 		mb.ObserveRequest(ri.method, status, d)
 	}
-	if s.settings.Load().AccessLog {
+	if ri.accessLog {
 		be := ""
 		if mem != nil {
 			be = mem.Backend.Host
 		}
-		client := ri.client
-		if !client.IsValid() {
-			client = c.peer.Addr()
-		}
-		s.log.Info("access", "client", client.String(), "method", ri.method, "host", ri.host,
+		s.log.Info("access", "client", ri.client.String(), "method", ri.method, "host", ri.host,
 			"path", ri.path, "status", status, "duration_ms", float64(d.Microseconds())/1000, "backend", be)
 	}
 }

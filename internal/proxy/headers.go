@@ -154,12 +154,10 @@ version:
 	// else's are replaced, so a spoofed header changes nothing.
 	dst = append(dst, "X-Forwarded-For: "...)
 	if trusted {
-		n := 0
 		for i := range req.Headers {
 			if h1.EqualFold(req.Headers[i].Name, "X-Forwarded-For") && len(req.Headers[i].Value) > 0 {
 				dst = append(dst, req.Headers[i].Value...)
 				dst = append(dst, ',', ' ')
-				n++
 			}
 		}
 	}
