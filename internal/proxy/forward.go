@@ -184,23 +184,16 @@ func (c *clientConn) handle(set *Settings) (keep bool) {
 		}
 		if err != nil {
 			if lastKind == failNone {
-				// Keep the connection only if no unread body is left behind.
-				keep := ri.keepAlive && (bodyLen >= 0 || (!ri.chunked && ri.cl <= 0))
-				c.writeError(503, "no backend available", keep)
 				c.srv.warnLimited("no backend available", "pool_usable", snap.Usable)
-				c.srv.finish(c, nil, ri, 503, start, nil)
-				return keep
+				return c.unavailable(&ri, start, "no backend available", replayable)
 			}
 			break
 		}
 		mem := c.acquire(p, snap, cfg, b)
 		if mem == nil {
 			if lastKind == failNone {
-				keep := ri.keepAlive && (bodyLen >= 0 || (!ri.chunked && ri.cl <= 0))
 				c.srv.countRejected(metrics.RejectBackendsBusy)
-				c.writeError(503, "all backends are busy", keep)
-				c.srv.finish(c, nil, ri, 503, start, nil)
-				return keep
+				return c.unavailable(&ri, start, "all backends are busy", replayable)
 			}
 			break
 		}
@@ -778,6 +771,16 @@ func (s *Server) finish(c *clientConn, mem *pool.Member, ri reqInfo, status int,
 		s.log.Info("access", "client", ri.client.String(), "method", ri.method, "host", ri.host,
 			"path", ri.path, "status", status, "duration_ms", float64(d.Microseconds())/1000, "backend", be)
 	}
+}
+
+// unavailable answers 503 when no backend could be tried. The connection is
+// kept only if no unread request body is left behind (replayable: none, or
+// buffered).
+func (c *clientConn) unavailable(ri *reqInfo, start time.Time, msg string, replayable bool) bool {
+	keep := ri.keepAlive && replayable
+	c.writeError(503, msg, keep)
+	c.srv.finish(c, nil, *ri, 503, start, nil)
+	return keep
 }
 
 func (s *Server) countRejected(reason string) {
