@@ -58,6 +58,20 @@ func TestNoUsableBackendIs503(t *testing.T) {
 		}
 		checkErrorBody(t, resp, body, dead)
 	}
+	// A buffered body (within retry_buffer) has been read: the connection
+	// stays. A streamed body was not read: the connection closes after the
+	// 503, so the body's bytes are never taken for a next request.
+	resp, _ := c.do("POST", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello")
+	if resp.StatusCode != 503 || resp.Close {
+		t.Fatalf("buffered body: status %d close=%v, want 503 and keep-alive", resp.StatusCode, resp.Close)
+	}
+	resp, _ = c.do("POST", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+	if resp.StatusCode != 503 || !resp.Close {
+		t.Fatalf("streamed body: status %d close=%v, want 503 and close", resp.StatusCode, resp.Close)
+	}
+	if !c.closed(2 * time.Second) {
+		t.Fatal("connection kept after a 503 that left a body unread")
+	}
 }
 
 func TestUnreachableBackendIs502(t *testing.T) {
