@@ -24,6 +24,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"fulcrum/internal/testutil"
 )
 
 // ---------------------------------------------------------------------------
@@ -1235,7 +1237,7 @@ func TestChaosRetrySemantics(t *testing.T) {
 
 	// A connect failure never reached a backend: any method is retried.
 	t.Run("connect refused is retried for POST", func(t *testing.T) {
-		dead := "http://" + chaosClosedAddr(t)
+		dead := "http://" + testutil.ClosedAddr(t)
 		f2 := StartFulcrum(t, fmt.Sprintf(`{
 			"strategy": "round_robin",
 			"backends": [{"url": %q}, {"url": %q}],
@@ -1267,18 +1269,6 @@ func TestChaosRetrySemantics(t *testing.T) {
 		chaosNoRace(t, f2)
 	})
 	chaosNoRace(t, f)
-}
-
-// chaosClosedAddr returns a loopback address nothing listens on.
-func chaosClosedAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
 }
 
 // TestChaosReloadDrains removes a backend by reload while a request is in

@@ -412,18 +412,6 @@ func parse(t *testing.T, data string) *config.Config {
 	return c
 }
 
-// reserveAddr returns a loopback address that was free a moment ago.
-func reserveAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
 // TestNewPortBusy: New fails with a listen_addr error when its port is taken
 // and releases every listener it had already bound.
 func TestNewPortBusy(t *testing.T) {
@@ -456,7 +444,7 @@ func TestNewPortBusy(t *testing.T) {
 	t.Run("second service", func(t *testing.T) {
 		// Two services: the first binds, the second fails; the first's
 		// listener must be closed again.
-		free := reserveAddr(t)
+		free := testutil.ClosedAddr(t)
 		c := parse(t, cfgJSON(free, "round_robin", bs, nil))
 		svc2 := c.Services[0]
 		svc2.Name, svc2.Listen = "second", busy.Addr().String()
@@ -516,7 +504,7 @@ func TestShutdown(t *testing.T) {
 func TestShutdownWithoutStart(t *testing.T) {
 	t.Parallel()
 	bs := startBackends(t, "a")
-	addr := reserveAddr(t)
+	addr := testutil.ClosedAddr(t)
 	e, err := engine.New(parse(t, cfgJSON(addr, "round_robin", bs, nil)), engine.Options{Logger: quiet})
 	if err != nil {
 		t.Fatal(err)

@@ -325,7 +325,7 @@ func TestStopLeavesNoGoroutines(t *testing.T) {
 	c.Update(cfg, []health.Target{
 		{Key: "hung", Host: hung.Listener.Addr().String(), Scheme: "http", State: backend.NewState(epoch)},
 		good.target("good"),
-		{Key: "tcp-closed", Host: closedPort(t), Scheme: "http", State: backend.NewState(epoch)},
+		{Key: "tcp-closed", Host: testutil.ClosedAddr(t), Scheme: "http", State: backend.NewState(epoch)},
 	})
 	c.Start(t.Context())
 	park(t, clk, 3)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -188,18 +187,6 @@ func park(t *testing.T, clk *healthtest.Clock, n int) {
 	if !clk.WaitPending(n, 10*time.Second) {
 		t.Fatalf("timed out waiting for %d parked targets (%d pending)", n, clk.Pending())
 	}
-}
-
-// closedPort returns a loopback address nothing listens on.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }

@@ -17,6 +17,7 @@ import (
 	"fulcrum/internal/backend"
 	"fulcrum/internal/config"
 	"fulcrum/internal/health"
+	"fulcrum/internal/testutil"
 )
 
 // probe runs one check through a throwaway checker.
@@ -52,7 +53,7 @@ func TestTCPCheck(t *testing.T) {
 	}
 	<-accepted
 
-	_, err = probe(t, cfg, health.Target{Key: "down", Host: closedPort(t), State: st}, health.Options{})
+	_, err = probe(t, cfg, health.Target{Key: "down", Host: testutil.ClosedAddr(t), State: st}, health.Options{})
 	var op *net.OpError
 	if !errors.As(err, &op) || !strings.Contains(err.Error(), "connection refused") {
 		t.Fatalf("closed port: err=%v, want a dial error saying connection refused", err)

@@ -180,19 +180,6 @@ func listener(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// closedAddr returns a loopback address with nothing listening (the port was
-// just released; connections to it are refused).
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
 // eventually polls cond (real time) until it holds or d passes.
 func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()

@@ -8,6 +8,7 @@ import (
 
 	"fulcrum/internal/balance"
 	"fulcrum/internal/config"
+	"fulcrum/internal/testutil"
 )
 
 // TestPanicThreshold walks a pool of four through every count of usable
@@ -118,7 +119,7 @@ func TestPanicModeEntersAndLeaves(t *testing.T) {
 // connections, the checker marks them down, and the pool enters panic mode;
 // an ejection of the last one by passive checks then leaves none usable.
 func TestPanicModeFromActiveChecks(t *testing.T) {
-	hosts := []string{listener(t), closedAddr(t), closedAddr(t), closedAddr(t)}
+	hosts := []string{listener(t), testutil.ClosedAddr(t), testutil.ClosedAddr(t), testutil.ClosedAddr(t)}
 	m, reg := newMetrics()
 	p, clk := testPool(t, testCfg(hosts, func(c *config.Pool) {
 		c.HealthCheck.UnhealthyThreshold = 2

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"fulcrum/internal/config"
+	"fulcrum/internal/testutil"
 )
 
 // TestReloadKeepsStateAndDrainsRemoved reloads A,B,C into A,B,D while a
@@ -113,7 +114,7 @@ func TestReloadNewConnectionSettings(t *testing.T) {
 // checks that a backend added by a reload gets active checks (and one removed
 // stops getting them).
 func TestReloadAddedBackendChecked(t *testing.T) {
-	up, dead := listener(t), closedAddr(t)
+	up, dead := listener(t), testutil.ClosedAddr(t)
 	p, clk := testPool(t, testCfg([]string{up}, func(c *config.Pool) { c.PanicThreshold = 0 }), nil)
 	p.Start(t.Context())
 	p.Update(testCfg([]string{up, dead}, func(c *config.Pool) { c.PanicThreshold = 0 }), time.Minute)

@@ -14,6 +14,7 @@ import (
 
 	"fulcrum/internal/h1"
 	"fulcrum/internal/proxy"
+	"fulcrum/internal/testutil"
 )
 
 // checkErrorBody: short plain text, no internal details.
@@ -43,7 +44,7 @@ func checkErrorBody(t *testing.T, resp *http.Response, body []byte, backends ...
 }
 
 func TestNoUsableBackendIs503(t *testing.T) {
-	dead := deadPort(t)
+	dead := testutil.ClosedAddr(t)
 	tp := startProxy(t, []string{dead}, map[string]any{
 		"health_check": map[string]any{"type": "tcp", "interval": "1h", "timeout": "1s",
 			"healthy_threshold": 1, "unhealthy_threshold": 1},
@@ -75,7 +76,7 @@ func TestNoUsableBackendIs503(t *testing.T) {
 }
 
 func TestUnreachableBackendIs502(t *testing.T) {
-	dead := deadPort(t)
+	dead := testutil.ClosedAddr(t)
 	tp := startProxy(t, []string{dead}, nil)
 	c := dialProxy(t, tp.Addr)
 	resp, body := c.get("/")
@@ -124,7 +125,7 @@ func TestRetries(t *testing.T) {
 			n.Add(1)
 			io.WriteString(w, "live")
 		}))
-		tp := startProxy(t, []string{deadPort(t), hostPort(live.URL)}, nil)
+		tp := startProxy(t, []string{testutil.ClosedAddr(t), hostPort(live.URL)}, nil)
 		// Three requests: the pool's retry budget allows at least three
 		// retries in any 10 s window (more only at 20% of the traffic).
 		for i := 0; i < 3; i++ {
@@ -200,7 +201,7 @@ func TestRetries(t *testing.T) {
 			n.Add(1)
 			echoHandler(w, r)
 		}))
-		dead := deadPort(t)
+		dead := testutil.ClosedAddr(t)
 		// A short body is buffered for replay; a long one (over
 		// retry_buffer) is streamed, and still retried since the connect
 		// failed before any of it was sent.

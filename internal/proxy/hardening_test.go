@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"fulcrum/internal/desync"
+	"fulcrum/internal/testutil"
 )
 
 func newRecorder(t *testing.T) *desync.RecordingBackend {
@@ -494,7 +495,7 @@ func TestPanicInRequestPathIsRecovered(t *testing.T) {
 	var armed atomic.Bool
 	armed.Store(true)
 	tp := startProxyWith(t, proxySetup{
-		Backends: []string{deadPort(t)},
+		Backends: []string{testutil.ClosedAddr(t)},
 		Extra:    map[string]any{"retries": 0},
 		Logger:   slog.New(panicOnBackendError{&armed}),
 	})

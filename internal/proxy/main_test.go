@@ -162,18 +162,6 @@ func (tp *testProxy) counter(tb testing.TB, name string, match map[string]string
 	return sum
 }
 
-// deadPort returns a loopback address nothing listens on.
-func deadPort(tb testing.TB) string {
-	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
 // hostPort strips the scheme of an httptest URL.
 func hostPort(url string) string { return strings.TrimPrefix(url, "http://") }
 

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"fulcrum/internal/testutil"
 )
 
 // A backend that closes every connection right after answering, without
@@ -58,7 +60,7 @@ func TestHTTP10KeepAliveAnnounced(t *testing.T) {
 // already tried, so each GET reaches the live one within its attempts.
 func TestRetriesAvoidAllTriedBackends(t *testing.T) {
 	live := newRawBackend(t, func(head []byte) ([]byte, bool) { return okResponse("ok"), false })
-	tp := startProxy(t, []string{deadPort(t), deadPort(t), live.Addr()}, nil)
+	tp := startProxy(t, []string{testutil.ClosedAddr(t), testutil.ClosedAddr(t), live.Addr()}, nil)
 	for i := 0; i < 30; i++ {
 		c := dialProxy(t, tp.Addr)
 		resp, body := c.get("/")

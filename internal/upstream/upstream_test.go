@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"fulcrum/internal/testutil"
 )
 
 func TestReuse(t *testing.T) {
@@ -494,22 +496,11 @@ func TestDialBypassesIdle(t *testing.T) {
 	p.Put(d)
 }
 
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
 func TestDialError(t *testing.T) {
 	t.Parallel()
 	t.Run("refused", func(t *testing.T) {
 		t.Parallel()
-		p := New(Options{Addr: closedAddr(t), ConnectTimeout: 5 * time.Second})
+		p := New(Options{Addr: testutil.ClosedAddr(t), ConnectTimeout: 5 * time.Second})
 		c, err := p.Get(context.Background())
 		var de *ErrDial
 		if c != nil || !errors.As(err, &de) {
