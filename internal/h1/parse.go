@@ -552,6 +552,10 @@ type Response struct {
 	// ContentLength is -1 when absent.
 	ContentLength int64
 	Chunked       bool
+	// Codings is set when Transfer-Encoding names a coding other than a
+	// final chunked (gzip, ...): the body's bytes are in that coding, and a
+	// relay must keep it (AppendCodings).
+	Codings bool
 	// Close is set when the backend will close the connection after the body.
 	Close   bool
 	HeadLen int
@@ -677,6 +681,11 @@ func ParseResponse(buf []byte, maxHead int, r *Response) error {
 			r.ContentLength = n
 		case EqualFold(name, "Transfer-Encoding"):
 			teSeen = true
+			if !r.Codings {
+				n := 0
+				forEachToken(val, func([]byte) { n++ })
+				r.Codings = n > 1 || (n == 1 && !lastTokenIsChunked(val))
+			}
 			if lastTokenIsChunked(val) {
 				r.Chunked = true
 			} else {
@@ -712,6 +721,34 @@ func ParseResponse(buf []byte, maxHead int, r *Response) error {
 		}
 	}
 	return nil
+}
+
+// AppendCodings appends, comma-separated, every transfer coding of r's
+// Transfer-Encoding fields except a final chunked (the framing a relay
+// replaces with its own), each followed by ", ". With none it appends nothing.
+func (r *Response) AppendCodings(dst []byte) []byte {
+	last := -1 // index in r.Headers of the last Transfer-Encoding field
+	for i := range r.Headers {
+		if EqualFold(r.Headers[i].Name, "Transfer-Encoding") {
+			last = i
+		}
+	}
+	for i := 0; i <= last; i++ {
+		h := &r.Headers[i]
+		if !EqualFold(h.Name, "Transfer-Encoding") {
+			continue
+		}
+		var toks [][]byte
+		forEachToken(h.Value, func(tok []byte) { toks = append(toks, tok) })
+		if i == last && r.Chunked && len(toks) > 0 {
+			toks = toks[:len(toks)-1]
+		}
+		for _, t := range toks {
+			dst = append(dst, t...)
+			dst = append(dst, ',', ' ')
+		}
+	}
+	return dst
 }
 
 // BodylessStatus reports statuses that never carry a body.

@@ -495,5 +495,11 @@ func (c *clientConn) refuse(e *h1.Error) {
 	if c.srv.metrics != nil {
 		c.srv.metrics.Rejected(reason)
 	}
-	c.writeError(e.Status, e.Msg, false)
+	var extra []byte
+	if e.Status == 405 {
+		extra = allowField
+	}
+	c.writeAnswer(e.Status, e.Msg, false, extra)
 }
+
+var allowField = []byte("Allow: " + allowMethods + "\r\n")

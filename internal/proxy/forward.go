@@ -144,7 +144,7 @@ func (c *clientConn) handle(set *Settings) (keep bool) {
 		c.tc.ArmRead(set.Limits.ReadTimeout)
 		c.body = c.body[:0]
 		if _, err := h1.CopyLength((*appendWriter)(&c.body), &c.br, ri.cl); err != nil {
-			c.srv.finish(c, nil, ri, 0, start, nil)
+			c.srv.finish(c, nil, ri, c.clientBodyFailed(err), start, err)
 			return false
 		}
 		replayable = true
@@ -252,6 +252,8 @@ func (c *clientConn) handle(set *Settings) (keep bool) {
 	c.srv.finish(c, lastMem, ri, status, start, lastErr)
 	return false
 }
+
+var errCodingHTTP10 = errors.New("response transfer coding cannot be relayed to an HTTP/1.0 client")
 
 // triedBefore reports whether b served one of the first n attempts.
 func triedBefore(list *[4]*backend.State, n int, b *backend.Backend) bool {
@@ -428,7 +430,7 @@ func (c *clientConn) attempt(set *Settings, cfg *config.Pool, p *pool.Pool, snap
 					c.writeError(400, "malformed chunked body", false)
 					return failClient, berr, 400, false
 				}
-				return failClient, berr, 499, false
+				return failClient, berr, c.clientBodyFailed(berr), false
 			}
 			// The backend stopped reading; it may still have answered (e.g.
 			// 413). The rest of the client's body is unread, so the client
@@ -498,13 +500,33 @@ func (c *clientConn) attempt(set *Settings, cfg *config.Pool, p *pool.Pool, snap
 		mem.Metrics.Error(metrics.ErrHTTP5xx)
 	}
 	p.Observe(mem, failed)
-	release(failed)
+	if resp.Codings && ri.minor == 0 && !ri.isHead && !h1.BodylessStatus(resp.Status) {
+		// A transfer coding other than chunked (gzip, ...) cannot reach an
+		// HTTP/1.0 client, which knows no Transfer-Encoding: dropping the
+		// coding would hand it a corrupted body. (Backends are asked in
+		// HTTP/1.1 without TE, so a compliant one never does this.)
+		mem.Conns.Discard(uc)
+		release(false)
+		if ok, sup := c.srv.errLog.allow(time.Now()); ok {
+			c.srv.log.Warn("backend request failed", "backend", mem.Backend.Host, "cause", errCodingHTTP10,
+				"suppressed_since_last", sup)
+		}
+		c.writeError(502, "bad gateway", false)
+		return failNone, errCodingHTTP10, 502, false
+	}
 
+	// The request keeps its slot on the backend until the response's last
+	// byte is written (or the relay fails): max_connections, the
+	// least-load strategies, connections_active and draining count
+	// responses still streaming. A tunnel counts as one request while it
+	// is open.
 	if resp.Status == 101 {
 		c.tunnel(uc, resp, set)
+		release(failed)
 		return failNone, nil, 101, false
 	}
 	keepClient = c.relayResponse(set, snap, mem, uc, resp, ri)
+	release(failed)
 	return failNone, nil, status, keepClient
 }
 
@@ -773,12 +795,24 @@ func (s *Server) finish(c *clientConn, mem *pool.Member, ri reqInfo, status int,
 	}
 }
 
+// clientBodyFailed answers a request whose body the client stopped sending
+// and returns the status for metrics and the access log: 408 when the body
+// stalled past read_timeout, 499 (nginx's "client closed request") when the
+// client went away and nothing could be answered.
+func (c *clientConn) clientBodyFailed(err error) int {
+	if isTimeout(err) {
+		c.srv.countRejected(metrics.RejectTimeout)
+		c.writeError(408, "request body timeout", false)
+		return 408
+	}
+	return 499
+}
+
 // unavailable answers 503 when no backend could be tried. The connection is
 // kept only if no unread request body is left behind (replayable: none, or
 // buffered).
 func (c *clientConn) unavailable(ri *reqInfo, start time.Time, msg string, replayable bool) bool {
-	keep := ri.keepAlive && replayable
-	c.writeError(503, msg, keep)
+	keep := c.writeError(503, msg, ri.keepAlive && replayable)
 	c.srv.finish(c, nil, *ri, 503, start, nil)
 	return keep
 }

@@ -217,7 +217,13 @@ func appendResponseHead(dst []byte, resp *h1.Response, frame int64, closeConn bo
 	case frame >= 0:
 		dst = appendContentLength(dst, frame)
 	case frame == -1:
-		dst = append(dst, "Transfer-Encoding: chunked\r\n"...)
+		dst = append(dst, "Transfer-Encoding: "...)
+		if resp.Codings {
+			// Keep every coding but the final chunked (gzip, ...): the
+			// body's bytes are relayed in those codings.
+			dst = resp.AppendCodings(dst)
+		}
+		dst = append(dst, "chunked\r\n"...)
 	}
 	if resp.Status == 101 {
 		dst = append(dst, "Connection: Upgrade\r\n"...)
@@ -443,27 +449,4 @@ func parseXFFEntry(b []byte) (netip.Addr, error) {
 		return netip.Addr{}, err
 	}
 	return ap.Addr().Unmap(), nil
-}
-
-// writeError sends a short plain-text error. It never echoes internal
-// details (backend addresses, errors) to the client.
-func (c *clientConn) writeError(status int, msg string, keep bool) {
-	b := c.out[:0]
-	b = append(b, "HTTP/1.1 "...)
-	b = strconv.AppendInt(b, int64(status), 10)
-	b = append(b, ' ')
-	b = append(b, http.StatusText(status)...)
-	b = append(b, "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: "...)
-	b = strconv.AppendInt(b, int64(len(msg)+1), 10)
-	if !keep {
-		b = append(b, "\r\nConnection: close"...)
-		// The client may still be sending (a body fulcrum refused to read):
-		// close gently so the answer is not lost to a reset.
-		c.linger = true
-	}
-	b = append(b, "\r\n\r\n"...)
-	b = append(b, msg...)
-	b = append(b, '\n')
-	c.tc.Write(b)
-	c.out = b[:0]
 }

@@ -112,18 +112,11 @@ func (c *clientConn) writeRateLimited(retry int, ri reqInfo, start time.Time) bo
 	if retry < 1 {
 		retry = 1
 	}
-	keep := ri.keepAlive && ri.cl <= 0 && !ri.chunked
-	b := c.out[:0]
-	b = append(b, "HTTP/1.1 429 Too Many Requests\r\nContent-Type: text/plain; charset=utf-8\r\nRetry-After: "...)
-	b = strconv.AppendInt(b, int64(retry), 10)
-	b = append(b, "\r\nContent-Length: 20\r\n"...)
-	if !keep {
-		b = append(b, "Connection: close\r\n"...)
-		c.linger = true // the unread body must not turn the close into a reset
-	}
-	b = append(b, "\r\nrate limit exceeded\n"...)
-	c.tc.Write(b)
-	c.out = b[:0]
+	var extra [32]byte
+	h := append(extra[:0], "Retry-After: "...)
+	h = strconv.AppendInt(h, int64(retry), 10)
+	h = append(h, '\r', '\n')
+	keep := c.writeAnswer(429, "rate limit exceeded", ri.keepAlive && ri.cl <= 0 && !ri.chunked, h)
 	c.srv.finish(c, nil, ri, 429, start, nil)
 	return keep
 }

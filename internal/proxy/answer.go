@@ -1,0 +1,52 @@
+package proxy
+
+import (
+	"net/http"
+	"strconv"
+)
+
+// allowMethods is the Allow field of fulcrum's 405 for CONNECT (RFC 9110
+// 15.5.6 requires one): every method is forwarded except CONNECT.
+const allowMethods = "GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS, TRACE"
+
+// writeError sends one of fulcrum's own short plain-text answers. It never
+// echoes internal details (backend addresses, errors) to the client.
+func (c *clientConn) writeError(status int, msg string, keep bool) bool {
+	return c.writeAnswer(status, msg, keep, nil)
+}
+
+// writeAnswer is the one writer of the answers fulcrum gives itself (400,
+// 405, 408, 413, 429, 431, 502, 503, 504, ...). It frames the connection's
+// fate as relayed responses do: "Connection: close" when the connection
+// ends after it, "Connection: keep-alive" when an HTTP/1.0 client's
+// connection stays open (HTTP/1.0 closes by default, so without it the
+// client would wait for EOF). extra holds complete header lines
+// ("Name: value\r\n"). It returns whether the connection stays open: keep,
+// unless the server is shutting down.
+func (c *clientConn) writeAnswer(status int, msg string, keep bool, extra []byte) bool {
+	keep = keep && !c.srv.shutting.Load()
+	b := c.out[:0]
+	b = append(b, "HTTP/1.1 "...)
+	b = strconv.AppendInt(b, int64(status), 10)
+	b = append(b, ' ')
+	b = append(b, http.StatusText(status)...)
+	b = append(b, "\r\nContent-Type: text/plain; charset=utf-8\r\n"...)
+	b = append(b, extra...)
+	b = append(b, "Content-Length: "...)
+	b = strconv.AppendInt(b, int64(len(msg)+1), 10)
+	switch {
+	case !keep:
+		b = append(b, "\r\nConnection: close"...)
+		// The client may still be sending (a body fulcrum refused to read):
+		// close gently so the answer is not lost to a reset.
+		c.linger = true
+	case c.req.Minor == 0:
+		b = append(b, "\r\nConnection: keep-alive"...)
+	}
+	b = append(b, "\r\n\r\n"...)
+	b = append(b, msg...)
+	b = append(b, '\n')
+	c.tc.Write(b)
+	c.out = b[:0]
+	return keep
+}
