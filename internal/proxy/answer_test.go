@@ -154,4 +154,3 @@ func TestClientBodyFailureStatus(t *testing.T) {
 		return tp.counter(t, "loadbalancer_request_count_total", map[string]string{"status": "499"}) == 2
 	})
 }
-
