@@ -154,6 +154,9 @@ func FuzzParseResponse(f *testing.F) {
 		"HTTP/1.1 200 OK\r\nContent-Length: 3, 3\r\nConnection: close\r\n\r\n",
 		"HTTP/1.1 101 Switching Protocols\nUpgrade: websocket\n\n",
 		"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: ,chunked\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -176,6 +179,16 @@ func FuzzParseResponse(f *testing.F) {
 		}
 		if r.Chunked && r.ContentLength != -1 {
 			t.Fatalf("chunked with a length: %s", sum)
+		}
+		// The codings a relay keeps: present exactly when Codings says so,
+		// never ending in the chunked the relay adds itself, and never
+		// injecting a line break into the head it is written to.
+		codings := r.AppendCodings(nil)
+		if (len(codings) > 0) != r.Codings {
+			t.Fatalf("Codings %v but kept codings %q: %s", r.Codings, codings, sum)
+		}
+		if bytes.ContainsAny(codings, "\r\n\x00") || (len(codings) > 0 && !bytes.HasSuffix(codings, []byte(", "))) {
+			t.Fatalf("kept codings %q: %s", codings, sum)
 		}
 		for _, h := range r.Headers {
 			if !h1.IsToken(h.Name) || bytes.ContainsAny(h.Value, "\r\n\x00") {
