@@ -280,7 +280,7 @@ func serve(cfg *config.Config, loader engine.Loader, stdout, stderr io.Writer, r
 			if sig == syscall.SIGHUP {
 				summary, err := eng.Reload(ctx)
 				if err != nil {
-					log.Warn("reload on SIGHUP rejected; running configuration unchanged", "err", err)
+					log.Error("reload rejected; running configuration unchanged", "trigger", "SIGHUP", "err", err)
 				} else if adminSrv != nil {
 					adminSrv.SetToken(eng.Config().AdminToken)
 					_ = summary

@@ -86,7 +86,7 @@ func (s *Server) reload(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	summary, err := s.ctl.Reload(r.Context())
 	if err != nil {
-		s.log.Warn("reload rejected; running configuration unchanged", "err", err)
+		s.log.Error("reload rejected; running configuration unchanged", "trigger", "POST /admin/reload", "err", err)
 		w.WriteHeader(http.StatusBadRequest)
 		w.Write([]byte("reload failed; running configuration unchanged:\n" + err.Error() + "\n"))
 		return

@@ -127,6 +127,17 @@ func (e *Engine) Reload(ctx context.Context) (string, error) {
 			return "", fmt.Errorf("listen_addr: cannot change on reload (running %q, file says %q); restart fulcrum", e.services[i].listen, sc.Listen)
 		}
 	}
+	// The admin listener stays bound to the address it started on, so a file
+	// naming another one is refused, never half-applied. This is also what
+	// keeps the rule "a non-loopback admin address needs a token" true of the
+	// bound listener: config.Load checked that rule against next.AdminAddr,
+	// which is now known to be the bound address. Accepting a loopback
+	// admin_addr without a token while 0.0.0.0 stayed bound would switch
+	// authentication off on a public listener.
+	if next.AdminAddr != cur.AdminAddr {
+		e.reloadResult(false)
+		return "", fmt.Errorf("admin_addr: cannot change on reload (running %q, file says %q); restart fulcrum", cur.AdminAddr, next.AdminAddr)
+	}
 	// Everything is valid: apply.
 	for i := range next.Services {
 		sc := &next.Services[i]
@@ -142,9 +153,6 @@ func (e *Engine) Reload(ctx context.Context) (string, error) {
 	var summary string
 	for _, sc := range next.Services {
 		summary += fmt.Sprintf("reloaded: %d backends, strategy %s", len(sc.Pool.Backends), sc.Pool.Strategy)
-	}
-	if cur.AdminAddr != next.AdminAddr {
-		summary += " (admin_addr change takes effect after a restart)"
 	}
 	e.log.Info("configuration reloaded", "summary", summary)
 	return summary, nil
