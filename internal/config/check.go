@@ -109,8 +109,8 @@ func (c *checker) duration(path string, v *value, positive bool) (time.Duration,
 	return d, true
 }
 
-// size checks that v is a byte size (see ParseSize) that is at least lo.
-func (c *checker) size(path string, v *value, lo int64) (int64, bool) {
+// size checks that v is a byte size (see ParseSize) within [lo, hi].
+func (c *checker) size(path string, v *value, lo, hi int64) (int64, bool) {
 	var raw any
 	switch v.kind {
 	case kindNumber:
@@ -135,7 +135,25 @@ func (c *checker) size(path string, v *value, lo int64) (int64, bool) {
 		c.add(path, "must be at least %d bytes, got %d", lo, n)
 		return 0, false
 	}
+	if n > hi {
+		c.add(path, "must be at most %s, got %d", sizeBound(hi), n)
+		return 0, false
+	}
 	return n, true
+}
+
+// sizeBound renders a limit for a message: "16MiB (16777216 bytes)" when a
+// binary unit divides it, else "N bytes".
+func sizeBound(n int64) string {
+	for _, u := range []struct {
+		name  string
+		shift uint
+	}{{"GiB", 30}, {"MiB", 20}, {"KiB", 10}} {
+		if n >= 1<<u.shift && n%(1<<u.shift) == 0 {
+			return fmt.Sprintf("%d%s (%d bytes)", n>>u.shift, u.name, n)
+		}
+	}
+	return fmt.Sprintf("%d bytes", n)
 }
 
 // enum checks that v is one of the allowed strings.
@@ -272,12 +290,12 @@ func (o *object) duration(key string, def time.Duration, positive bool) (time.Du
 	return o.c.duration(o.at(key), v, positive)
 }
 
-func (o *object) size(key string, def, lo int64) (int64, bool) {
+func (o *object) size(key string, def, lo, hi int64) (int64, bool) {
 	v := o.take(key)
 	if v == nil {
 		return def, true
 	}
-	return o.c.size(o.at(key), v, lo)
+	return o.c.size(o.at(key), v, lo, hi)
 }
 
 func (o *object) enum(key, def string, allowed []string) (string, bool) {

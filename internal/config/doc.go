@@ -52,7 +52,7 @@
 //	max_fail_count         3              >= 1
 //	panic_threshold        50             0-100 (percent of usable backends; 0 disables)
 //	retries                2              0-10
-//	retry_buffer           65536          size; request bodies up to this are replayable
+//	retry_buffer           65536          size, at most 16MiB; request bodies up to this are replayable
 //	connect_timeout        "5s"           > 0
 //	response_header_timeout "60s"         > 0
 //	idle_timeout           "60s"          > 0; client keep-alive and pooled upstream conns

@@ -27,6 +27,7 @@ const (
 	defaultStickyCookie   = "FULCRUM_BACKEND"
 	maxBackendWeight      = 1000
 	maxRetries            = 10
+	maxRetryBuffer        = 16 << 20 // each request in flight may buffer this much body for replay
 	maxRequestsPerSecond  = 1e9
 	maxAdminTokenFileSize = 4096
 )
@@ -106,7 +107,7 @@ func build(root *value, c *checker, baseDir string) *Config {
 
 	pool.PanicThreshold, _ = top.integer("panic_threshold", 50, 0, 100)
 	pool.Retries, _ = top.integer("retries", 2, 0, maxRetries)
-	pool.RetryBuffer, _ = top.size("retry_buffer", 64<<10, 0)
+	pool.RetryBuffer, _ = top.size("retry_buffer", 64<<10, 0, maxRetryBuffer)
 	pool.ConnectTimeout, _ = top.duration("connect_timeout", 5*time.Second, true)
 	pool.ResponseHeaderTimeout, _ = top.duration("response_header_timeout", 60*time.Second, true)
 	svc.Limits.IdleTimeout, _ = top.duration("idle_timeout", 60*time.Second, true)
@@ -126,12 +127,9 @@ func build(root *value, c *checker, baseDir string) *Config {
 	lim.ReadHeaderTimeout, _ = top.duration("read_header_timeout", 10*time.Second, true)
 	lim.ReadTimeout, _ = top.duration("read_timeout", 60*time.Second, false)
 	lim.WriteTimeout, _ = top.duration("write_timeout", 60*time.Second, false)
-	mhb, _ := top.size("max_header_bytes", 64<<10, 1024)
-	if mhb > noMax {
-		c.add("max_header_bytes", "must be at most %d bytes, got %d", noMax, mhb)
-	}
-	lim.MaxHeaderBytes = int(min(mhb, noMax))
-	lim.MaxBodyBytes, _ = top.size("max_body_bytes", 0, 0)
+	mhb, _ := top.size("max_header_bytes", 64<<10, 1024, noMax)
+	lim.MaxHeaderBytes = int(mhb)
+	lim.MaxBodyBytes, _ = top.size("max_body_bytes", 0, 0, math.MaxInt64)
 	lim.MaxConns, _ = top.integer("max_conns", 50000, 0, noMax)
 	lim.MaxConnsPerIP, _ = top.integer("max_conns_per_ip", 0, 0, noMax)
 
