@@ -189,8 +189,19 @@ func validate(args []string, stdout, stderr io.Writer) int {
 	for _, s := range cfg.Services {
 		n += len(s.Pool.Backends)
 	}
-	fmt.Fprintf(stdout, "fulcrum validate: %s is valid (%d backends, strategy %s, listen %s)\n",
-		*configPath, n, cfg.Services[0].Pool.Strategy, cfg.Services[0].Listen)
+	for _, w := range cfg.Warnings {
+		fmt.Fprintf(stderr, "warning: %s\n", w)
+	}
+	var warned string
+	switch len(cfg.Warnings) {
+	case 0:
+	case 1:
+		warned = " with 1 warning"
+	default:
+		warned = fmt.Sprintf(" with %d warnings", len(cfg.Warnings))
+	}
+	fmt.Fprintf(stdout, "fulcrum validate: %s is valid (%d backends, strategy %s, listen %s)%s\n",
+		*configPath, n, cfg.Services[0].Pool.Strategy, cfg.Services[0].Listen, warned)
 	return 0
 }
 

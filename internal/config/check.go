@@ -8,16 +8,27 @@ import (
 	"time"
 )
 
-// checker collects problems in the order they are found.
+// checker collects problems, and warnings, in the order they are found.
 type checker struct {
 	problems []Problem
+	warnings []Problem
 }
 
 func (c *checker) add(path, format string, args ...any) {
+	c.problems = append(c.problems, problem(path, format, args...))
+}
+
+// warn records something that does not stop the configuration from loading
+// but is probably not what its author meant.
+func (c *checker) warn(path, format string, args ...any) {
+	c.warnings = append(c.warnings, problem(path, format, args...))
+}
+
+func problem(path, format string, args ...any) Problem {
 	msg := fmt.Sprintf(format, args...)
 	// One line per problem, whatever a value or a file name contains.
 	msg = strings.NewReplacer("\n", `\n`, "\r", `\r`).Replace(msg)
-	c.problems = append(c.problems, Problem{Path: path, Msg: msg})
+	return Problem{Path: path, Msg: msg}
 }
 
 // typeProblem reports that v at path is not of the wanted type.

@@ -144,6 +144,7 @@ func finish(root *value, c *checker, baseDir string, ov *Overrides) (*Config, er
 	if len(c.problems) > 0 {
 		return nil, &ValidationError{Problems: c.problems}
 	}
+	cfg.Warnings = c.warnings
 	return cfg, nil
 }
 

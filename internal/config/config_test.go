@@ -344,11 +344,6 @@ func TestSectionDefaults(t *testing.T) {
 				t.Errorf("got %+v, want %+v", got, want)
 			}
 		}},
-		{"hash_key ignored unless consistent_hash", `"hash_key": "path"`, func(t *testing.T, c *Config) {
-			if got := c.Services[0].Pool.HashKey; got != (HashKey{}) {
-				t.Errorf("HashKey = %+v, want zero", got)
-			}
-		}},
 		{"admin disabled", `"admin_addr": ""`, func(t *testing.T, c *Config) {
 			if c.AdminAddr != "" {
 				t.Errorf("AdminAddr = %q", c.AdminAddr)

@@ -13,6 +13,10 @@
 // Invalid values are never replaced by defaults. The admin API's dry-run
 // validation and hot reload are expected to call the same functions.
 //
+// Some valid configurations are probably mistakes, such as "round_robin"
+// over backends of unequal weights (it ignores weights). They load, and
+// Config.Warnings lists them in the same form as problems.
+//
 // # Formats
 //
 // JSON and YAML describe the same tree. Keys are case-sensitive. Unknown keys
@@ -47,7 +51,7 @@
 //	  weight               1              1-1000
 //	strategy               "round_robin"  one of Strategies
 //	hash_key               none           "header:NAME", "cookie:NAME", "query:NAME" or "path";
-//	                                      required by consistent_hash, ignored by the others
+//	                                      required by consistent_hash, an error with the others
 //	health_check_interval  "30s"          > 0; only without a health_check object
 //	max_fail_count         3              >= 1
 //	panic_threshold        50             0-100 (percent of usable backends; 0 disables)

@@ -54,14 +54,20 @@ func build(root *value, c *checker, baseDir string) *Config {
 	pool.Backends = buildBackends(c, top.take("backends"))
 
 	pool.Strategy = defaultStrategy
+	strategyOK := true
 	if v := top.take("strategy"); v != nil {
-		if s, ok := c.str("strategy", v); ok {
+		var s string
+		if s, strategyOK = c.str("strategy", v); strategyOK {
 			if knownStrategy(s) {
 				pool.Strategy = s
 			} else {
 				c.add("strategy", "unknown strategy %q (valid: %s)", clip(s), strings.Join(Strategies, ", "))
+				strategyOK = false
 			}
 		}
+	}
+	if strategyOK && pool.Strategy == "round_robin" && unequalWeights(pool.Backends) {
+		c.warn("strategy", `"round_robin" ignores backend weights, and these backends have different weights; use "weighted_round_robin" to spread requests by weight`)
 	}
 
 	hashKey := top.take("hash_key")
@@ -75,6 +81,8 @@ func build(root *value, c *checker, baseDir string) *Config {
 				c.add("hash_key", `"client_ip" is not a hash_key; use strategy "ip_hash" to hash on the client address`)
 			case pool.Strategy == "consistent_hash":
 				pool.HashKey = hk
+			case strategyOK: // an unknown strategy is reported already
+				c.add("hash_key", `only applies to strategy "consistent_hash", but strategy is %q; remove hash_key or set strategy to "consistent_hash"`, pool.Strategy)
 			}
 		}
 	} else if pool.Strategy == "consistent_hash" {
@@ -147,6 +155,16 @@ func build(root *value, c *checker, baseDir string) *Config {
 
 	top.done()
 	return cfg
+}
+
+// unequalWeights reports whether the backends do not all have one weight.
+func unequalWeights(bs []Backend) bool {
+	for _, b := range bs[min(1, len(bs)):] {
+		if b.Weight != bs[0].Weight {
+			return true
+		}
+	}
+	return false
 }
 
 func knownStrategy(s string) bool {

@@ -23,6 +23,11 @@ type Config struct {
 	AccessLog bool
 	// Services has exactly one element for the flat form.
 	Services []Service
+	// Warnings are things in the configuration that do not stop it from
+	// loading but are probably mistakes, such as "round_robin" with unequal
+	// weights. validate prints them; the engine logs them at start-up and
+	// on reload.
+	Warnings []Problem
 }
 
 // Service is one listener with the pool behind it.

@@ -63,6 +63,7 @@ func New(cfg *config.Config, opt Options) (*Engine, error) {
 	}
 	e := &Engine{opt: opt, log: opt.Logger}
 	e.cfg.Store(cfg)
+	e.logWarnings(cfg)
 	for _, sc := range cfg.Services {
 		ln, err := listenConfig.Listen(context.Background(), "tcp", sc.Listen)
 		if err != nil {
@@ -104,7 +105,9 @@ func (e *Engine) Start(ctx context.Context) {
 func (e *Engine) Config() *config.Config { return e.cfg.Load() }
 
 // Reload re-reads the configuration and applies it. An invalid file (or one
-// that changes what cannot change live) leaves everything as it was.
+// that changes what cannot change live) leaves everything as it was. The
+// summary is one line, followed by one "warning: ..." line per warning of
+// the new configuration.
 func (e *Engine) Reload(ctx context.Context) (string, error) {
 	e.reloadMu.Lock()
 	defer e.reloadMu.Unlock()
@@ -155,7 +158,19 @@ func (e *Engine) Reload(ctx context.Context) (string, error) {
 		summary += fmt.Sprintf("reloaded: %d backends, strategy %s", len(sc.Pool.Backends), sc.Pool.Strategy)
 	}
 	e.log.Info("configuration reloaded", "summary", summary)
+	e.logWarnings(next)
+	for _, w := range next.Warnings {
+		summary += "\nwarning: " + w.String()
+	}
 	return summary, nil
+}
+
+// logWarnings logs each of cfg's warnings (things that load but are probably
+// mistakes) on a line of its own.
+func (e *Engine) logWarnings(cfg *config.Config) {
+	for _, w := range cfg.Warnings {
+		e.log.Warn("configuration warning", "warning", w.String())
+	}
 }
 
 func (e *Engine) reloadResult(ok bool) {
