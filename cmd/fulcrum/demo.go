@@ -32,11 +32,10 @@ func (d demoBackend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // demo starts three upstreams on loopback ports, then the balancer in front
 // of them, and runs until Ctrl-C.
 func demo(args []string, stdout, stderr io.Writer) int {
-	fs, configPath, ov, err := parseFlags("fulcrum demo", args, stderr)
+	_, configPath, ov, err := parseFlags("fulcrum demo", args, stderr)
 	if err != nil {
 		return 2
 	}
-	_ = fs
 	if *configPath != "" {
 		fmt.Fprintln(stderr, "fulcrum demo: -config is not used by the demo; run fulcrum -config FILE instead")
 		return 2
@@ -79,18 +78,39 @@ func demo(args []string, stdout, stderr io.Writer) int {
 		if strings.HasPrefix(listen, ":") {
 			addr = "localhost" + listen
 		}
+		adminTry := "  (the admin listener is off: -admin \"\")\n"
+		if cfg.AdminAddr != "" {
+			adminTry = fmt.Sprintf("  curl http://%s/admin/backends            # backend state (admin listener)\n"+
+				"  curl -s http://%s/metrics | grep loadbalancer_\n", cfg.AdminAddr, cfg.AdminAddr)
+		}
 		fmt.Fprintf(stdout, `
 fulcrum demo is running: %d demo backends (%s) behind http://%s, strategy %s.
+started as: %s
 
 Try:
   curl http://%s/                          # repeat it: the answer rotates over the backends
   for i in 1 2 3 4 5 6; do curl -s http://%s/; done
-  curl http://%s/admin/backends            # backend state (admin listener)
-  curl -s http://%s/metrics | grep loadbalancer_
-  fulcrum demo -strategy least_response_time   # try another strategy
+%s  fulcrum demo -strategy least_response_time   # try another strategy
+  fulcrum demo -listen 127.0.0.1:8000 -admin 127.0.0.1:9191   # move the listeners
 
 Press Ctrl-C to stop.
 
-`, len(urls), strings.Join(urls, ", "), addr, cfg.Services[0].Pool.Strategy, addr, addr, cfg.AdminAddr, cfg.AdminAddr)
+`, len(urls), strings.Join(urls, ", "), addr, cfg.Services[0].Pool.Strategy, commandLine("fulcrum demo", args), addr, addr, adminTry)
 	})
+}
+
+// commandLine renders name and args as a shell command line, quoting the
+// arguments that need it, so that it can be pasted back.
+func commandLine(name string, args []string) string {
+	var b strings.Builder
+	b.WriteString(name)
+	for _, a := range args {
+		b.WriteByte(' ')
+		if a != "" && strings.Trim(a, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-+=:,./@%") == "" {
+			b.WriteString(a)
+			continue
+		}
+		b.WriteString("'" + strings.ReplaceAll(a, "'", `'\''`) + "'")
+	}
+	return b.String()
 }

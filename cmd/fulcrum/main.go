@@ -55,9 +55,10 @@ Flags:
   -health-check-interval DUR   health check interval (default "30s")
   -max-fail-count N            failures before a backend is marked down (default 3)
   -backends URL[,URL...]       backend URLs (default "http://localhost:8081,http://localhost:8082,http://localhost:8083")
+  -admin ADDR                  admin listener address (default "127.0.0.1:9090"; "" turns it off)
 
 Flags given together with -config override the file.
-Admin API (default 127.0.0.1:9090): GET /metrics, GET /admin/backends,
+Admin API (default 127.0.0.1:9090, see -admin): GET /metrics, GET /admin/backends,
 POST /admin/reload, GET /healthz. SIGHUP reloads; SIGTERM/SIGINT shut down gracefully.
 `
 
@@ -145,6 +146,7 @@ func parseFlags(name string, args []string, stderr io.Writer) (*flag.FlagSet, *s
 	interval := fs.String("health-check-interval", "30s", "health check interval")
 	maxFail := fs.Int("max-fail-count", 3, "failures before a backend is marked down")
 	backends := fs.String("backends", "http://localhost:8081,http://localhost:8082,http://localhost:8083", "backend URLs")
+	adminAddr := fs.String("admin", "127.0.0.1:9090", "admin listener address")
 	if err := fs.Parse(args); err != nil {
 		return nil, nil, nil, err
 	}
@@ -161,6 +163,8 @@ func parseFlags(name string, args []string, stderr io.Writer) (*flag.FlagSet, *s
 			ov.MaxFailCount = maxFail
 		case "backends":
 			ov.Backends = backends
+		case "admin":
+			ov.Admin = adminAddr
 		}
 	})
 	return fs, configPath, ov, nil
@@ -256,7 +260,7 @@ func serve(cfg *config.Config, loader engine.Loader, stdout, stderr io.Writer, r
 	if cfg.AdminAddr != "" {
 		adminLn, err = net.Listen("tcp", cfg.AdminAddr)
 		if err != nil {
-			log.Error("start-up failed", "err", fmt.Errorf("admin_addr %q: %w", cfg.AdminAddr, err))
+			log.Error("start-up failed", "err", fmt.Errorf("admin_addr %q: %w (-admin ADDR moves the admin listener)", cfg.AdminAddr, err))
 			eng.Shutdown(context.Background())
 			return 1
 		}

@@ -25,6 +25,7 @@ type Overrides struct {
 	// Backends (-backends) is a comma-separated list of backend URLs, each
 	// with weight 1. It replaces the file's backends list.
 	Backends *string
+	Admin    *string // -admin: admin_addr ("" turns the admin listener off)
 }
 
 // Problem is one thing wrong with a configuration.
@@ -164,6 +165,9 @@ func applyOverrides(root *value, ov *Overrides) {
 		} else {
 			root.set("health_check_interval", strValue(*ov.HealthCheckInterval))
 		}
+	}
+	if ov.Admin != nil {
+		root.set("admin_addr", strValue(*ov.Admin))
 	}
 	if ov.MaxFailCount != nil {
 		root.set("max_fail_count", numValue(strconv.Itoa(*ov.MaxFailCount)))
