@@ -12,8 +12,9 @@ import (
 // file entirely (FromFlags). A nil field means the flag was not given.
 //
 // Overrides are applied to the decoded document before validation, so a bad
-// flag value is reported exactly like a bad file value, with the key name as
-// its path (for example "strategy").
+// flag value is checked exactly like a bad file value; its problem is
+// reported with the flag's name as its path (for example "-strategy", or
+// "-backends[1]" for the second URL of -backends).
 type Overrides struct {
 	Listen   *string // -listen: listen_addr
 	Strategy *string // -strategy: strategy
@@ -31,18 +32,26 @@ type Overrides struct {
 // Problem is one thing wrong with a configuration.
 type Problem struct {
 	// Path locates the offending value: "backends[1].weight",
-	// "health_check.interval", or "" for the document itself.
+	// "health_check.interval", or "" for the document itself. A value given
+	// by a command-line flag is located by the flag: "-strategy".
 	Path string
 	// Msg says what is wrong, usually with the value that was found.
 	Msg string
 }
 
+// String renders the problem as "config: PATH: MSG", or "-FLAG: MSG" for a
+// value given by a flag.
 func (p Problem) String() string {
-	if p.Path == "" {
+	switch {
+	case p.Path == "":
 		return "config: " + p.Msg
+	case isFlagPath(p.Path):
+		return p.Path + ": " + p.Msg
 	}
 	return "config: " + p.Path + ": " + p.Msg
 }
+
+func isFlagPath(path string) bool { return strings.HasPrefix(path, "-") }
 
 // ValidationError lists every problem found in a configuration, in the order
 // they were found (the schema's order; unknown keys of an object come after
@@ -140,8 +149,15 @@ func parse(data []byte, format, name, baseDir string, ov *Overrides) (*Config, e
 // partially valid Config: either every check passed, or the result is nil
 // and the error lists every problem.
 func finish(root *value, c *checker, baseDir string, ov *Overrides) (*Config, error) {
-	applyOverrides(root, ov)
+	decoded := len(c.problems) // problems of the file's syntax (duplicate keys, ...)
+	flags := applyOverrides(root, ov)
 	cfg := build(root, c, baseDir)
+	for i := decoded; i < len(c.problems); i++ {
+		flags.relocate(&c.problems[i])
+	}
+	for i := range c.warnings {
+		flags.relocate(&c.warnings[i])
+	}
 	if len(c.problems) > 0 {
 		return nil, &ValidationError{Problems: c.problems}
 	}
@@ -149,28 +165,47 @@ func finish(root *value, c *checker, baseDir string, ov *Overrides) (*Config, er
 	return cfg, nil
 }
 
-func applyOverrides(root *value, ov *Overrides) {
+// flagPaths maps the document path each override replaced to its flag.
+type flagPaths map[string]string
+
+// relocate gives a problem found in a value that a flag set the flag's name
+// as its path: "-backends[1]" for "backends[1]".
+func (f flagPaths) relocate(p *Problem) {
+	for key, flag := range f {
+		if rest, ok := strings.CutPrefix(p.Path, key); ok && (rest == "" || rest[0] == '.' || rest[0] == '[') {
+			p.Path = flag + rest
+			return
+		}
+	}
+}
+
+func applyOverrides(root *value, ov *Overrides) flagPaths {
 	if ov == nil || root.kind != kindObject {
-		return
+		return nil
+	}
+	f := flagPaths{}
+	set := func(obj *value, path, key, flag string, v *value) {
+		obj.set(key, v)
+		f[path] = flag
 	}
 	if ov.Listen != nil {
-		root.set("listen_addr", strValue(*ov.Listen))
+		set(root, "listen_addr", "listen_addr", "-listen", strValue(*ov.Listen))
 	}
 	if ov.Strategy != nil {
-		root.set("strategy", strValue(*ov.Strategy))
+		set(root, "strategy", "strategy", "-strategy", strValue(*ov.Strategy))
 	}
 	if ov.HealthCheckInterval != nil {
 		if hc := root.lookup("health_check"); hc != nil && hc.kind == kindObject {
-			hc.set("interval", strValue(*ov.HealthCheckInterval))
+			set(hc, "health_check.interval", "interval", "-health-check-interval", strValue(*ov.HealthCheckInterval))
 		} else {
-			root.set("health_check_interval", strValue(*ov.HealthCheckInterval))
+			set(root, "health_check_interval", "health_check_interval", "-health-check-interval", strValue(*ov.HealthCheckInterval))
 		}
 	}
 	if ov.Admin != nil {
-		root.set("admin_addr", strValue(*ov.Admin))
+		set(root, "admin_addr", "admin_addr", "-admin", strValue(*ov.Admin))
 	}
 	if ov.MaxFailCount != nil {
-		root.set("max_fail_count", numValue(strconv.Itoa(*ov.MaxFailCount)))
+		set(root, "max_fail_count", "max_fail_count", "-max-fail-count", numValue(strconv.Itoa(*ov.MaxFailCount)))
 	}
 	if ov.Backends != nil {
 		var items []*value
@@ -179,6 +214,7 @@ func applyOverrides(root *value, ov *Overrides) {
 				items = append(items, strValue(strings.TrimSpace(u)))
 			}
 		}
-		root.set("backends", listValue(items))
+		set(root, "backends", "backends", "-backends", listValue(items))
 	}
+	return f
 }

@@ -925,13 +925,14 @@ func TestBadFlagValues(t *testing.T) {
 		path string
 		msg  string
 	}{
-		{"strategy", Overrides{Strategy: ptr("fast")}, "strategy", "unknown strategy"},
-		{"listen", Overrides{Listen: ptr("8080")}, "listen_addr", "host:port"},
-		{"interval", Overrides{HealthCheckInterval: ptr("30")}, "health_check_interval", `like "30s"`},
-		{"max fail", Overrides{MaxFailCount: ptr(0)}, "max_fail_count", "must be >= 1, got 0"},
-		{"empty backends", Overrides{Backends: ptr(" ")}, "backends", "at least one backend"},
-		{"empty backend item", Overrides{Backends: ptr("http://a,,http://b")}, "backends[1]", "must not be empty"},
-		{"duplicate backends", Overrides{Backends: ptr("http://a,http://a:80")}, "backends[1]", "duplicate of backends[0]"},
+		{"strategy", Overrides{Strategy: ptr("fast")}, "-strategy", "unknown strategy"},
+		{"listen", Overrides{Listen: ptr("8080")}, "-listen", "host:port"},
+		{"interval", Overrides{HealthCheckInterval: ptr("30")}, "-health-check-interval", `like "30s"`},
+		{"max fail", Overrides{MaxFailCount: ptr(0)}, "-max-fail-count", "must be >= 1, got 0"},
+		{"empty backends", Overrides{Backends: ptr(" ")}, "-backends", "at least one backend"},
+		{"empty backend item", Overrides{Backends: ptr("http://a,,http://b")}, "-backends[1]", "must not be empty"},
+		{"duplicate backends", Overrides{Backends: ptr("http://a,http://a:80")}, "-backends[1]", "duplicate of backends[0]"},
+		{"public admin", Overrides{Admin: ptr("0.0.0.0:9090")}, "-admin", "requires admin_token"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -976,11 +977,11 @@ func TestOverridesOnFile(t *testing.T) {
 	}
 	_, err := Parse([]byte(`{"backends": ["http://a"], "health_check": {}}`), "json",
 		&Overrides{HealthCheckInterval: ptr("0s")})
-	assertProblem(t, err, "health_check.interval", "greater than 0")
+	assertProblem(t, err, "-health-check-interval", "greater than 0")
 
 	// An override on a file with other problems: all are reported.
 	_, err = Parse([]byte(`{"backends": ["http://a"], "retries": -1}`), "json", &Overrides{Strategy: ptr("nope")})
-	assertProblem(t, err, "strategy", "unknown strategy")
+	assertProblem(t, err, "-strategy", "unknown strategy")
 	assertProblem(t, err, "retries", "must be >= 0")
 }
 

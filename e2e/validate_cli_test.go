@@ -1,0 +1,32 @@
+package e2e
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestValidateFlagProblemsNameTheFlag: a bad flag value is reported with the
+// flag's name, by validate and at start-up, not as the file key it overrides.
+func TestValidateFlagProblemsNameTheFlag(t *testing.T) {
+	t.Parallel()
+	path := coreWriteFile(t, "ok.json", fmt.Sprintf(`{"listen_addr": %q, "admin_addr": "", "backends": ["http://127.0.0.1:1"]}`, coreFreeAddr(t)))
+	const want = `-health-check-interval: must be a duration like "30s" or "1m30s", got "30"`
+	for _, args := range [][]string{
+		{"validate", "-config", path, "-health-check-interval", "30"},
+		{"-config", path, "-health-check-interval", "30"},
+		{"-health-check-interval", "30", "-admin", "", "-listen", coreFreeAddr(t), "-backends", "http://127.0.0.1:1"},
+	} {
+		code, stdout, stderr := coreRun(t, 30*time.Second, args...)
+		if code != 1 || !strings.Contains(stderr, want) || strings.Contains(stderr, "health_check_interval") {
+			t.Errorf("fulcrum %q: exit %d, want 1 with %q and no file key\nstdout: %s\nstderr: %s", args, code, want, stdout, stderr)
+		}
+	}
+	code, _, stderr := coreRun(t, 30*time.Second, "validate", "-config", path, "-strategy", "fastest", "-backends", "http://127.0.0.1:1,")
+	for _, w := range []string{`-strategy: unknown strategy "fastest"`, "-backends[1]: must not be empty"} {
+		if code != 1 || !strings.Contains(stderr, w) {
+			t.Errorf("validate with bad -strategy and -backends: exit %d, output lacks %q:\n%s", code, w, stderr)
+		}
+	}
+}
