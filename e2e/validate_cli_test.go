@@ -30,3 +30,21 @@ func TestValidateFlagProblemsNameTheFlag(t *testing.T) {
 		}
 	}
 }
+
+// TestUnexpectedArguments: arguments left after the flags are an error (exit
+// 2) for validate, the main command and demo, before anything is bound.
+func TestUnexpectedArguments(t *testing.T) {
+	t.Parallel()
+	path := coreWriteFile(t, "ok.json", fmt.Sprintf(`{"listen_addr": %q, "admin_addr": "", "backends": ["http://127.0.0.1:1"]}`, coreFreeAddr(t)))
+	for _, args := range [][]string{
+		{"validate", "-config", path, "extra"},
+		{"validate", path, "other.json"},
+		{"-config", path, "extra"},
+		{"demo", "-listen", coreFreeAddr(t), "-admin", "", "extra"},
+	} {
+		code, stdout, stderr := coreRun(t, 15*time.Second, args...)
+		if code != 2 || !strings.Contains(stderr, "unexpected argument") {
+			t.Errorf("fulcrum %q: exit %d, want 2 with \"unexpected argument\"\nstdout: %s\nstderr: %s", args, code, stdout, stderr)
+		}
+	}
+}

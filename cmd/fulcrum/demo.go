@@ -32,8 +32,11 @@ func (d demoBackend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // demo starts three upstreams on loopback ports, then the balancer in front
 // of them, and runs until Ctrl-C.
 func demo(args []string, stdout, stderr io.Writer) int {
-	_, configPath, ov, err := parseFlags("fulcrum demo", args, stderr)
+	fs, configPath, ov, err := parseFlags("fulcrum demo", args, stderr)
 	if err != nil {
+		return 2
+	}
+	if unexpectedArgs("fulcrum demo", fs.Args(), stderr) {
 		return 2
 	}
 	if *configPath != "" {

@@ -99,8 +99,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
-	if fs.NArg() > 0 {
+	if fs.NArg() == len(args) && fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "fulcrum: unknown command %q (see fulcrum help)\n", fs.Arg(0))
+		return 2
+	}
+	if unexpectedArgs("fulcrum", fs.Args(), stderr) {
 		return 2
 	}
 	load := func() (*config.Config, error) {
@@ -170,18 +173,31 @@ func parseFlags(name string, args []string, stderr io.Writer) (*flag.FlagSet, *s
 	return fs, configPath, ov, nil
 }
 
+// unexpectedArgs reports arguments left after the flags, which no command
+// takes (a flag after them is not parsed either, so they are never ignored).
+func unexpectedArgs(cmd string, rest []string, stderr io.Writer) bool {
+	if len(rest) == 0 {
+		return false
+	}
+	fmt.Fprintf(stderr, "%s: unexpected argument %q (flags go before any other argument; see fulcrum help)\n", cmd, rest[0])
+	return true
+}
+
 func validate(args []string, stdout, stderr io.Writer) int {
 	fs, configPath, ov, err := parseFlags("fulcrum validate", args, stderr)
 	if err != nil {
 		return 2
 	}
+	rest := fs.Args()
+	if *configPath == "" && len(rest) > 0 {
+		*configPath, rest = rest[0], rest[1:] // fulcrum validate FILE
+	}
 	if *configPath == "" {
-		if fs.NArg() == 1 {
-			*configPath = fs.Arg(0)
-		} else {
-			fmt.Fprintln(stderr, "fulcrum validate: -config FILE is required")
-			return 2
-		}
+		fmt.Fprintln(stderr, "fulcrum validate: -config FILE is required")
+		return 2
+	}
+	if unexpectedArgs("fulcrum validate", rest, stderr) {
+		return 2
 	}
 	cfg, err := config.Load(*configPath, ov)
 	if err != nil {
