@@ -48,3 +48,18 @@ func TestUnexpectedArguments(t *testing.T) {
 		}
 	}
 }
+
+// TestValidateEmptyFile: an empty file (or, in YAML, one of only comments)
+// says "empty configuration file", from validate and at start-up.
+func TestValidateEmptyFile(t *testing.T) {
+	t.Parallel()
+	for name, content := range map[string]string{"empty.json": "", "blank.json": "\n  \n", "empty.yaml": "", "comments.yaml": "# TODO\n"} {
+		path := coreWriteFile(t, name, content)
+		for _, args := range [][]string{{"validate", "-config", path}, {"-config", path}} {
+			code, stdout, stderr := coreRun(t, 30*time.Second, args...)
+			if code != 1 || !strings.Contains(stderr, "config: empty configuration file") {
+				t.Errorf("fulcrum %q (%q): exit %d, want 1 with \"empty configuration file\"\nstdout: %s\nstderr: %s", args, content, code, stdout, stderr)
+			}
+		}
+	}
+}

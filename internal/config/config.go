@@ -75,7 +75,9 @@ func (e *ValidationError) Error() string {
 //
 // A file that cannot be read or parsed yields an error naming the file (and,
 // for syntax errors, the line and column). A file that parses but breaks the
-// schema yields a *ValidationError listing every problem. A relative
+// schema yields a *ValidationError listing every problem; so does an empty
+// file (white space, or in YAML only comments, "---" or "~"), with the one
+// problem "empty configuration file". A relative
 // admin_token_file is resolved against the directory of path.
 func Load(path string, ov *Overrides) (*Config, error) {
 	var format string
@@ -141,6 +143,11 @@ func parse(data []byte, format, name, baseDir string, ov *Overrides) (*Config, e
 			name = format
 		}
 		return nil, fmt.Errorf("config: parse %s: %w", name, err)
+	}
+	if root == nil {
+		// Most likely a truncated write or the wrong file; flags cannot
+		// stand in for it.
+		return nil, &ValidationError{Problems: []Problem{{Msg: "empty configuration file"}}}
 	}
 	return finish(root, c, baseDir, ov)
 }

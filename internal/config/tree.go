@@ -140,9 +140,13 @@ func indexPath(parent string, i int) string {
 
 // decodeJSON parses exactly one JSON value from data. Duplicate keys are
 // added to c as problems; syntax errors are returned as an error that says
-// where (line and column) the parser stopped.
+// where (line and column) the parser stopped. A document of nothing but
+// white space decodes as nil.
 func decodeJSON(data []byte, c *checker) (*value, error) {
 	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")) // UTF-8 byte order mark
+	if len(bytes.TrimLeft(data, " \t\r\n")) == 0 {
+		return nil, nil
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	p := jsonParser{dec: dec, c: c, data: data}

@@ -19,7 +19,8 @@ const maxYAMLNodes = 200_000
 
 // decodeYAML parses a single YAML document. Aliases and merge keys ("<<") are
 // expanded; duplicate keys, non-scalar keys and unsupported tags are added to
-// c as problems. An empty document decodes as an empty object.
+// c as problems. An empty document (nothing but comments, "---" or "~")
+// decodes as nil.
 func decodeYAML(data []byte, c *checker) (root *value, err error) {
 	// yaml.v3 is known to panic on some malformed inputs (for example its
 	// "unexpected tail comment event" internal error). The loader must never
@@ -33,7 +34,7 @@ func decodeYAML(data []byte, c *checker) (root *value, err error) {
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
 		if err == io.EOF {
-			return objValue(), nil // empty file, or only comments
+			return nil, nil // empty file, or only comments
 		}
 		return nil, err
 	}
@@ -48,7 +49,7 @@ func decodeYAML(data []byte, c *checker) (root *value, err error) {
 	n := &doc
 	if n.Kind == yaml.DocumentNode {
 		if len(n.Content) == 0 {
-			return objValue(), nil
+			return nil, nil
 		}
 		n = n.Content[0]
 	}
@@ -57,7 +58,7 @@ func decodeYAML(data []byte, c *checker) (root *value, err error) {
 		return nil, err
 	}
 	if v.kind == kindNull {
-		return objValue(), nil // "---" alone, or "~"
+		return nil, nil // "---" alone, or "~"
 	}
 	return v, nil
 }
