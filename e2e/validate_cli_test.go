@@ -63,3 +63,26 @@ func TestValidateEmptyFile(t *testing.T) {
 		}
 	}
 }
+
+// TestValidateYAMLLines: YAML errors name the line where the problem is,
+// syntax errors (which yaml.v3 places at the start of the enclosing block)
+// as well as every validation problem.
+func TestValidateYAMLLines(t *testing.T) {
+	t.Parallel()
+	head := fmt.Sprintf("# fulcrum.yaml\nlisten_addr: %q\nadmin_addr: \"\"\nstrategy: random\nbackends:\n  - http://127.0.0.1:1\n", coreFreeAddr(t))
+	for _, tc := range []struct{ name, tail, want string }{
+		{"syntax", " retries: 2\n", "config: line 7: did not find expected key"},
+		{"tab", "\tretries: 2\n", "config: line 7: found a tab character that violates indentation"},
+		{"weight", "  - {url: http://127.0.0.1:2, weight: 0}\n", "config: line 7: backends[1].weight: must be >= 1, got 0"},
+		{"unknown key", "retires: 2\n", `config: line 7: retires: unknown key (did you mean "retries"?)`},
+		{"hash_key", "hash_key: path\n", `config: line 7: hash_key: only applies to strategy "consistent_hash"`},
+	} {
+		path := coreWriteFile(t, tc.name+".yaml", head+tc.tail)
+		for _, args := range [][]string{{"validate", "-config", path}, {"-config", path}} {
+			code, stdout, stderr := coreRun(t, 30*time.Second, args...)
+			if code != 1 || !strings.Contains(stderr, tc.want) {
+				t.Errorf("%s: fulcrum %q: exit %d, want 1 with %q\nstdout: %s\nstderr: %s", tc.name, args, code, tc.want, stdout, stderr)
+			}
+		}
+	}
+}

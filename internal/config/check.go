@@ -12,10 +12,53 @@ import (
 type checker struct {
 	problems []Problem
 	warnings []Problem
+	// lines maps the paths of a YAML document to the line of their key (or
+	// list item); nil for JSON.
+	lines map[string]int
 }
 
 func (c *checker) add(path, format string, args ...any) {
 	c.problems = append(c.problems, problem(path, format, args...))
+}
+
+// addAt adds a problem known to be at line, which may differ from the line
+// of path (a duplicate key, a key that is not a string).
+func (c *checker) addAt(line int, path, format string, args ...any) {
+	p := problem(path, format, args...)
+	p.Line = line
+	c.problems = append(c.problems, p)
+}
+
+// lineOf records the line of a path of a YAML document. The first line
+// recorded for a path stays: a duplicate key does not move it, and keys
+// merged in ("<<") are recorded after the explicit keys that win over them.
+func (c *checker) lineOf(path string, line int) {
+	if c.lines == nil {
+		c.lines = make(map[string]int)
+	}
+	if _, ok := c.lines[path]; !ok {
+		c.lines[path] = line
+	}
+}
+
+// locate sets the line of a problem that has none from its path, or else
+// from the closest enclosing path that has one: a missing key
+// ("backends[0].url: required") is reported on the line of its object.
+func (c *checker) locate(p *Problem) {
+	if p.Line != 0 || len(c.lines) == 0 || isFlagPath(p.Path) {
+		return
+	}
+	if l, ok := c.lines[p.Path]; ok {
+		p.Line = l
+		return
+	}
+	best := ""
+	for path, l := range c.lines {
+		if len(path) > len(best) && len(path) < len(p.Path) && strings.HasPrefix(p.Path, path) &&
+			(p.Path[len(path)] == '.' || p.Path[len(path)] == '[') {
+			best, p.Line = path, l
+		}
+	}
 }
 
 // warn records something that does not stop the configuration from loading

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -37,18 +38,29 @@ type Problem struct {
 	Path string
 	// Msg says what is wrong, usually with the value that was found.
 	Msg string
+	// Line is the 1-based line of the value in a YAML document: the line of
+	// its key or list item, or for a missing key the line of the object
+	// that lacks it. It is 0 when unknown: in JSON documents (often a
+	// single line), for a value given by a flag, or for a key missing at
+	// the top level.
+	Line int
 }
 
-// String renders the problem as "config: PATH: MSG", or "-FLAG: MSG" for a
-// value given by a flag.
+// String renders the problem as "config: PATH: MSG", "config: line N: PATH:
+// MSG" when its line is known, or "-FLAG: MSG" for a value given by a flag.
 func (p Problem) String() string {
-	switch {
-	case p.Path == "":
-		return "config: " + p.Msg
-	case isFlagPath(p.Path):
-		return p.Path + ": " + p.Msg
+	var b strings.Builder
+	if !isFlagPath(p.Path) {
+		b.WriteString("config: ")
 	}
-	return "config: " + p.Path + ": " + p.Msg
+	if p.Line > 0 {
+		b.WriteString("line " + strconv.Itoa(p.Line) + ": ")
+	}
+	if p.Path != "" {
+		b.WriteString(p.Path + ": ")
+	}
+	b.WriteString(p.Msg)
+	return b.String()
 }
 
 func isFlagPath(path string) bool { return strings.HasPrefix(path, "-") }
@@ -139,6 +151,14 @@ func parse(data []byte, format, name, baseDir string, ov *Overrides) (*Config, e
 		root, err = decodeYAML(data, c)
 	}
 	if err != nil {
+		var ye *yamlError
+		if errors.As(err, &ye) && ye.line > 0 {
+			// "config: line 7: ...", like the problems of a YAML file.
+			if name != "" {
+				return nil, fmt.Errorf("config: %w (in %s)", err, name)
+			}
+			return nil, fmt.Errorf("config: %w", err)
+		}
 		if name == "" {
 			name = format
 		}
@@ -164,6 +184,11 @@ func finish(root *value, c *checker, baseDir string, ov *Overrides) (*Config, er
 	}
 	for i := range c.warnings {
 		flags.relocate(&c.warnings[i])
+	}
+	for _, ps := range [][]Problem{c.problems, c.warnings} {
+		for i := range ps {
+			c.locate(&ps[i])
+		}
 	}
 	if len(c.problems) > 0 {
 		return nil, &ValidationError{Problems: c.problems}

@@ -412,7 +412,7 @@ func problemCases() []problemCase {
 		{name: "yaml bad int tag", format: "yaml", doc: "backends: [http://a]\nretries: !!int abc\n", path: "retries", msg: "invalid or out-of-range integer"},
 		{name: "yaml bad float tag", format: "yaml", doc: "backends: [http://a]\nretries: !!float abc\n", path: "retries", msg: "invalid number"},
 		{name: "yaml bad bool tag", format: "yaml", doc: "backends: [http://a]\naccess_log: !!bool abc\n", path: "access_log", msg: "invalid boolean"},
-		{name: "yaml duplicate key in flow map", format: "yaml", doc: "backends: [{url: http://a, url: http://b}]\n", path: "backends[0].url", msg: "duplicate key (line 1)"},
+		{name: "yaml duplicate key in flow map", format: "yaml", doc: "backends: [{url: http://a, url: http://b}]\n", path: "backends[0].url", msg: "duplicate key (first on line 1)"},
 		{name: "json duplicate key line", doc: "{\"backends\": [\"http://a\"],\n\"retries\": 1,\n\"retries\": 2}", path: "retries", msg: "duplicate key (line 3)"},
 		{name: "null value", doc: `"strategy": null`, path: "strategy", msg: "must be a string, got null"},
 		{name: "bool as string", doc: `"access_log": "yes"`, path: "access_log", msg: `must be true or false, got string "yes"`},
@@ -601,15 +601,15 @@ func TestMultipleProblems(t *testing.T) {
 		t.Fatalf("want *ValidationError, got %v", err)
 	}
 	want := []Problem{
-		{"listen_addr", `must be host:port like ":8080" or "127.0.0.1:8080", got "nope"`},
-		{"backends[1].weight", "must be >= 1, got 0"},
-		{"backends[2]", "duplicate of backends[0] (both are http://a:80)"},
-		{"backends[3]", `unsupported scheme "gopher" in "gopher://c": want "http" or "https"`},
-		{"strategy", `unknown strategy "fastest" (valid: round_robin, weighted_round_robin, least_connections, least_response_time, ip_hash, random, power_of_two, consistent_hash)`},
-		{"max_fail_count", "must be >= 1, got -1"},
-		{"health_check.timeout", `must be a duration like "30s" or "1m30s", got "abc"`},
-		{"health_check.intervall", `unknown key (did you mean "interval"?)`},
-		{"extra", "unknown key"},
+		{Path: "listen_addr", Msg: `must be host:port like ":8080" or "127.0.0.1:8080", got "nope"`},
+		{Path: "backends[1].weight", Msg: "must be >= 1, got 0"},
+		{Path: "backends[2]", Msg: "duplicate of backends[0] (both are http://a:80)"},
+		{Path: "backends[3]", Msg: `unsupported scheme "gopher" in "gopher://c": want "http" or "https"`},
+		{Path: "strategy", Msg: `unknown strategy "fastest" (valid: round_robin, weighted_round_robin, least_connections, least_response_time, ip_hash, random, power_of_two, consistent_hash)`},
+		{Path: "max_fail_count", Msg: "must be >= 1, got -1"},
+		{Path: "health_check.timeout", Msg: `must be a duration like "30s" or "1m30s", got "abc"`},
+		{Path: "health_check.intervall", Msg: `unknown key (did you mean "interval"?)`},
+		{Path: "extra", Msg: "unknown key"},
 	}
 	if !reflect.DeepEqual(ve.Problems, want) {
 		t.Errorf("problems:\n%v\nwant:\n%v", err, (&ValidationError{want}).Error())
@@ -661,15 +661,15 @@ func TestSyntaxErrors(t *testing.T) {
 		{"json trailing data", `{"backends": ["http://a"]} {}`, "json", "line 1, column 28: unexpected data after the top-level value"},
 		{"json trailing garbage", "{\"backends\": [\"http://a\"]}\n\n  x", "json", "line 3, column 3: unexpected data"},
 		{"json deep nesting", strings.Repeat("[", 200) + strings.Repeat("]", 200), "json", "nesting deeper than"},
-		{"yaml bad", "backends: [\n", "yaml", "config: parse yaml: yaml: line"},
-		{"yaml tabs", "backends:\n\t- http://a\n", "yaml", "config: parse yaml: yaml:"},
+		{"yaml bad", "backends: [\n", "yaml", "config: line 1: did not find expected node content"},
+		{"yaml tabs", "backends:\n\t- http://a\n", "yaml", "config: line 2: found character that cannot start any token"},
 		{"yaml two documents", "backends: [http://a]\n---\nretries: 1\n", "yaml", "only one document"},
 		{"yaml unknown anchor", "backends: *nope\n", "yaml", "unknown anchor"},
 		{"yaml alias cycle", "a: &x [*x]\n", "yaml", "refers to itself"},
 		{"yaml deep nesting", strings.Repeat("[", 200) + strings.Repeat("]", 200), "yaml", "nesting deeper than"},
 		{"yaml alias bomb", yamlBomb(), "yaml", "document too large"},
 		{"unknown format", "{}", "toml", `unsupported format "toml"`},
-		{"yml bad", "a: [", "yml", "config: parse yaml: yaml:"},
+		{"yml bad", "a: [", "yml", "config: line 1: did not find expected node content"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -809,7 +809,7 @@ func TestLoad(t *testing.T) {
 		{"x.toml", "", `unsupported extension ".toml"`},
 		{"noext", "", "has no extension"},
 		{"bad.json", "{\n\"backends\": [}\n", "bad.json: line 2, column 14: invalid character '}'"},
-		{"bad.yaml", "backends: [\n", "bad.yaml: yaml: line"},
+		{"bad.yaml", "retries: 1\nbackends: [\n", "config: line 2: did not find expected node content (in "},
 	}
 	for _, tt := range errTests {
 		p := filepath.Join(dir, tt.name)

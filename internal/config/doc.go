@@ -10,6 +10,11 @@
 //	config: backends[1].weight: must be >= 1, got 0
 //	config: health_check.intervall: unknown key (did you mean "interval"?)
 //
+// In a YAML document each problem also carries its line (Problem.Line), and
+// renders as "config: line 5: backends[1].weight: ...". A YAML syntax error
+// names the line where the problem is, which is not always the line yaml.v3
+// reports.
+//
 // Invalid values are never replaced by defaults. The admin API's dry-run
 // validation and hot reload are expected to call the same functions.
 //

@@ -42,8 +42,8 @@ health_check:
 		fmt.Println(len(ve.Problems), "problems; first at", ve.Problems[0].Path)
 	}
 	// Output:
-	// config: backends[1].weight: must be >= 1, got 0
-	// config: health_check.intervall: unknown key (did you mean "interval"?)
+	// config: line 5: backends[1].weight: must be >= 1, got 0
+	// config: line 7: health_check.intervall: unknown key (did you mean "interval"?)
 	// 2 problems; first at backends[1].weight
 }
 

@@ -2,7 +2,6 @@ package config
 
 import (
 	"bytes"
-	"fmt"
 	"io"
 	"strconv"
 
@@ -27,7 +26,7 @@ func decodeYAML(data []byte, c *checker) (root *value, err error) {
 	// crash the process on a bad file, so convert any panic into an error.
 	defer func() {
 		if r := recover(); r != nil {
-			root, err = nil, fmt.Errorf("yaml: malformed document (parser failure: %v)", r)
+			root, err = nil, yamlErrorAt(0, "malformed document (parser failure: %v)", r)
 		}
 	}()
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -36,14 +35,14 @@ func decodeYAML(data []byte, c *checker) (root *value, err error) {
 		if err == io.EOF {
 			return nil, nil // empty file, or only comments
 		}
-		return nil, err
+		return nil, yamlSyntaxError(data, err)
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err != io.EOF {
 		if err != nil {
-			return nil, err
+			return nil, yamlSyntaxError(data, err)
 		}
-		return nil, fmt.Errorf("yaml: line %d: only one document is allowed (found a second one)", extra.Line)
+		return nil, yamlErrorAt(extra.Line, "only one document is allowed (found a second one)")
 	}
 	y := yamlConv{c: c, active: make(map[*yaml.Node]bool)}
 	n := &doc
@@ -74,19 +73,19 @@ func (y *yamlConv) conv(n *yaml.Node, path string, depth int) (*value, error) {
 		return &value{kind: kindNull}, nil
 	}
 	if depth > maxDepth {
-		return nil, fmt.Errorf("yaml: line %d: nesting deeper than %d levels", n.Line, maxDepth)
+		return nil, yamlErrorAt(n.Line, "nesting deeper than %d levels", maxDepth)
 	}
 	y.nodes++
 	if y.nodes > maxYAMLNodes {
-		return nil, fmt.Errorf("yaml: document too large (more than %d nodes after expanding aliases)", maxYAMLNodes)
+		return nil, yamlErrorAt(0, "document too large (more than %d nodes after expanding aliases)", maxYAMLNodes)
 	}
 	switch n.Kind {
 	case yaml.AliasNode:
 		if n.Alias == nil {
-			return nil, fmt.Errorf("yaml: line %d: unknown anchor %q", n.Line, n.Value)
+			return nil, yamlErrorAt(n.Line, "unknown anchor %q", n.Value)
 		}
 		if y.active[n.Alias] {
-			return nil, fmt.Errorf("yaml: line %d: anchor %q refers to itself", n.Line, n.Value)
+			return nil, yamlErrorAt(n.Line, "anchor %q refers to itself", n.Value)
 		}
 		y.active[n.Alias] = true
 		v, err := y.conv(n.Alias, path, depth+1)
@@ -95,7 +94,9 @@ func (y *yamlConv) conv(n *yaml.Node, path string, depth int) (*value, error) {
 	case yaml.SequenceNode:
 		list := listValue(make([]*value, 0, len(n.Content)))
 		for i, item := range n.Content {
-			v, err := y.conv(item, indexPath(path, i), depth+1)
+			ip := indexPath(path, i)
+			y.c.lineOf(ip, item.Line)
+			v, err := y.conv(item, ip, depth+1)
 			if err != nil {
 				return nil, err
 			}
@@ -107,9 +108,9 @@ func (y *yamlConv) conv(n *yaml.Node, path string, depth int) (*value, error) {
 	case yaml.ScalarNode:
 		return y.scalar(n, path), nil
 	case yaml.DocumentNode:
-		return nil, fmt.Errorf("yaml: line %d: unexpected nested document", n.Line)
+		return nil, yamlErrorAt(n.Line, "unexpected nested document")
 	}
-	return nil, fmt.Errorf("yaml: line %d: unsupported node", n.Line)
+	return nil, yamlErrorAt(n.Line, "unsupported node")
 }
 
 func (y *yamlConv) mapping(n *yaml.Node, path string, depth int) (*value, error) {
@@ -123,17 +124,18 @@ func (y *yamlConv) mapping(n *yaml.Node, path string, depth int) (*value, error)
 			continue
 		}
 		if kn.Kind != yaml.ScalarNode {
-			y.c.add(path, "line %d: mapping keys must be plain strings", kn.Line)
+			y.c.addAt(kn.Line, path, "mapping keys must be plain strings")
 			continue
 		}
 		key := kn.Value
 		kp := childPath(path, key)
+		y.c.lineOf(kp, kn.Line)
 		v, err := y.conv(vn, kp, depth+1)
 		if err != nil {
 			return nil, err
 		}
 		if seen[key] {
-			y.c.add(kp, "duplicate key (line %d)", kn.Line)
+			y.c.addAt(kn.Line, kp, "duplicate key (first on line %d)", y.c.lines[kp])
 			continue
 		}
 		seen[key] = true
@@ -153,7 +155,7 @@ func (y *yamlConv) mapping(n *yaml.Node, path string, depth int) (*value, error)
 				return nil, err
 			}
 			if mv.kind != kindObject {
-				y.c.add(path, "line %d: the value of a merge key (<<) must be a mapping or a list of mappings", src.Line)
+				y.c.addAt(src.Line, path, "the value of a merge key (<<) must be a mapping or a list of mappings")
 				continue
 			}
 			for i, k := range mv.keys {
@@ -179,7 +181,7 @@ func (y *yamlConv) scalar(n *yaml.Node, path string) *value {
 	case "!!bool":
 		var b bool
 		if err := n.Decode(&b); err != nil {
-			y.c.add(path, "line %d: invalid boolean %q", n.Line, clip(n.Value))
+			y.c.addAt(n.Line, path, "invalid boolean %q", clip(n.Value))
 			return strValue(n.Value)
 		}
 		return &value{kind: kindBool, b: b}
@@ -197,18 +199,18 @@ func (y *yamlConv) scalar(n *yaml.Node, path string) *value {
 				return numValue(strconv.FormatFloat(i, 'g', -1, 64))
 			}
 		}
-		y.c.add(path, "line %d: invalid or out-of-range integer %q", n.Line, clip(n.Value))
+		y.c.addAt(n.Line, path, "invalid or out-of-range integer %q", clip(n.Value))
 		return strValue(n.Value)
 	case "!!float":
 		var f float64
 		if err := n.Decode(&f); err != nil {
-			y.c.add(path, "line %d: invalid number %q", n.Line, clip(n.Value))
+			y.c.addAt(n.Line, path, "invalid number %q", clip(n.Value))
 			return strValue(n.Value)
 		}
 		// NaN and ±Inf are kept; the schema rejects them where a number is needed.
 		return numValue(strconv.FormatFloat(f, 'g', -1, 64))
 	default:
-		y.c.add(path, "line %d: unsupported YAML tag %q", n.Line, clip(tag))
+		y.c.addAt(n.Line, path, "unsupported YAML tag %q", clip(tag))
 		return strValue(n.Value)
 	}
 }
