@@ -490,14 +490,16 @@ measure_http() { # workload run balancer
   if [[ $WARMUP != 0 && $WARMUP != 0s ]]; then
     run_wrk "$out.warmup" "$conns" "$WARMUP" "$url" "${extra[@]}" || true
   fi
-  local t0 a0 o0 c0 t1 a1 o1 c1 wrk_ok=1
+  local t0 a0 o0 c0 t1 a1 o1 c1 g0 g1 wrk_ok=1
   read -r t0 a0 < <(cpu_total_jiffies)
-  o0=$(($(group_jiffies "$BAL_PID") + $(group_jiffies "$BACKEND_PID")))
+  g0=$(group_jiffies "$BAL_PID")
+  o0=$((g0 + $(group_jiffies "$BACKEND_PID")))
   times >"$TMP/times.txt"
   c0=$(children_jiffies)
   run_wrk "$out" "$conns" "$DURATION" "$url" "${extra[@]}" || wrk_ok=0
   read -r t1 a1 < <(cpu_total_jiffies)
-  o1=$(($(group_jiffies "$BAL_PID") + $(group_jiffies "$BACKEND_PID")))
+  g1=$(group_jiffies "$BAL_PID")
+  o1=$((g1 + $(group_jiffies "$BACKEND_PID")))
   times >"$TMP/times.txt"
   c1=$(children_jiffies)
   # Share of all CPU time in the run that went to processes other than the
@@ -518,11 +520,17 @@ measure_http() { # workload run balancer
   errs=$(awk '/Socket errors:/ { gsub(",", ""); print $4 + $6 + $8 + $10 }' "$out")
   non2xx=$(awk '/Non-2xx or 3xx responses:/ { print $NF }' "$out")
   errs=$((${errs:-0} + ${non2xx:-0}))
+  # The balancer's own CPU time (utime+stime of its process group over the
+  # measured run) per request served, in microseconds.
+  local cpureq=""
+  if [[ -n $reqs ]] && ((reqs > 0)); then
+    cpureq=$(awk -v j=$((g1 - g0)) -v hz="$CLK_TCK" -v n="$reqs" 'BEGIN { printf "%.2f", j * 1e6 / hz / n }')
+  fi
   local note=""
   if [[ -n $reqs ]] && ((reqs > 0)) && ((errs * 100 > reqs)); then note="errors>1%"; fi
   if ((foreign > FOREIGN_MAX_PCT)); then note="${note:+$note; }other work took ${foreign}% of the CPUs"; fi
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$w" "$r" "$b" "$rps" "$p99" "$errs" "$reqs" "$note" "$foreign" >>"$RAW"
-  log "$w run $r/$RUNS $b: ${rps:-?} req/s, p99 ${p99:-?} ms, errors $errs, other work ${foreign}% CPU${note:+ ($note)}"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$w" "$r" "$b" "$rps" "$p99" "$errs" "$reqs" "$note" "$foreign" "$cpureq" >>"$RAW"
+  log "$w run $r/$RUNS $b: ${rps:-?} req/s, p99 ${p99:-?} ms, balancer CPU ${cpureq:-?} us/req, errors $errs, other work ${foreign}% CPU${note:+ ($note)}"
 }
 
 measure_idle() { # W4: RSS delta per idle keep-alive client connection
@@ -610,9 +618,10 @@ done
 stop_group "$BACKEND_PID"
 
 # ---------------------------------------------------------------- report
-declare -A MED_V=() MED_P=()
+declare -A MED_V=() MED_P=() MED_C=()
 for w in $WORKLOADS; do
   for b in $ALL_BALANCERS; do
+    MED_C[$w.$b]=$(awk -F'\t' -v w="$w" -v b="$b" '$1 == w && $3 == b && $10 != "" { print $10 }' "$RAW" | median)
     MED_V[$w.$b]=$(awk -F'\t' -v w="$w" -v b="$b" '$1 == w && $3 == b && $4 != "" { print $4 }' "$RAW" | median)
     MED_P[$w.$b]=$(awk -F'\t' -v w="$w" -v b="$b" '$1 == w && $3 == b && $5 != "" { print $5 }' "$RAW" | median)
   done
@@ -626,6 +635,7 @@ cell() { # workload balancer
     printf '%.1f KiB/conn' "$v"
   else
     printf '%.0f req/s, p99 %.2f ms' "$v" "$p"
+    if [[ -n ${MED_C[$w.$b]} ]]; then printf ', CPU %.1f µs/req' "${MED_C[$w.$b]}"; fi
   fi
 }
 ratio() { # workload a b
@@ -664,9 +674,9 @@ NOTES=$TMP/notes.md
 
 RAWMD=$TMP/raw.md
 {
-  echo "| workload | run | balancer | req/s or KiB/conn | p99 ms | errors | requests or conns | other work, % CPU | note |"
-  echo "|---|---|---|---|---|---|---|---|---|"
-  awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $9, $8 }' "$RAW"
+  echo "| workload | run | balancer | req/s or KiB/conn | p99 ms | balancer CPU µs/req | errors | requests or conns | other work, % CPU | note |"
+  echo "|---|---|---|---|---|---|---|---|---|---|"
+  awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $10, $6, $7, $9, $8 }' "$RAW"
 } >"$RAWMD"
 
 echo
