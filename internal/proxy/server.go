@@ -104,6 +104,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		s.lot = newLot(s)
 	}
 	s.mu.Unlock()
+	deferAccept(ln, 1)
 	var backoff time.Duration
 	for {
 		nc, err := ln.Accept()
