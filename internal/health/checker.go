@@ -373,20 +373,20 @@ func (r *runner) check(ctx context.Context, s *settings) bool {
 	switch {
 	case changed && !up:
 		reason := pluralChecks(s.fall, "failed") + ": " + msg
-		log.Warn("backend down", "backend", t.Key, "reason", reason)
+		log.Warn("backend down", "backend", t.Host, "reason", reason)
 		r.c.rep.Transition(t, false, reason)
 	case up && (changed || readmitted) && !st.Ejected(now):
 		reason := pluralChecks(s.rise, "passed") + ": " + msg
 		if readmitted {
 			reason = "ejection ended and active check passed: " + msg
 		}
-		log.Info("backend up", "backend", t.Key, "reason", reason)
+		log.Info("backend up", "backend", t.Host, "reason", reason)
 		r.c.rep.Transition(t, true, reason)
 	case changed: // up, but still ejected: the readmission reports it
-		log.Info("backend passes active checks but is still ejected", "backend", t.Key,
+		log.Info("backend passes active checks but is still ejected", "backend", t.Host,
 			"until", st.EjectedUntil())
 	case readmitted && !up: // readmitted, but still down by active checks
-		log.Info("backend ejection ended; still down by active checks", "backend", t.Key)
+		log.Info("backend ejection ended; still down by active checks", "backend", t.Host)
 	}
 	return true
 }

@@ -87,9 +87,10 @@ func TestCheckerRiseFall(t *testing.T) {
 	if got := srv.count(); got != 7 {
 		t.Fatalf("backend saw %d checks, want 7", got)
 	}
+	// The backend is named by host:port, its metrics label, not by its key.
 	want := []string{
-		`level=WARN msg="backend down" backend=b1 reason="3 consecutive failed checks: HTTP 503"`,
-		`level=INFO msg="backend up" backend=b1 reason="2 consecutive passed checks: HTTP 200"`,
+		`level=WARN msg="backend down" backend=` + tg.Host + ` reason="3 consecutive failed checks: HTTP 503"`,
+		`level=INFO msg="backend up" backend=` + tg.Host + ` reason="2 consecutive passed checks: HTTP 200"`,
 	}
 	if got := logs.lines(); !slices.Equal(got, want) {
 		t.Fatalf("log lines:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

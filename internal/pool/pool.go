@@ -193,6 +193,8 @@ func (p *Pool) applyLocked(cfg *config.Pool, idleTimeout time.Duration) {
 					// once; slow start is for backends that come up or are
 					// added later.
 					m.State.MarkUpSince(time.Unix(0, 0))
+				} else {
+					p.opt.Logger.Info("backend added", "backend", bc.Host, "inflight", m.State.Inflight())
 				}
 				if p.opt.Metrics != nil {
 					m.Metrics = p.opt.Metrics.Backend(bc.Host)
@@ -227,7 +229,7 @@ func (p *Pool) applyLocked(cfg *config.Pool, idleTimeout time.Duration) {
 	p.rebuildLocked()
 	// Removed backends: drained. Idle connections close now; in-flight
 	// requests finish on their own connection, which is closed on return.
-	for key, m := range old {
+	for _, m := range old {
 		m.State.SetObserver(nil, 0)
 		m.Conns.Close()
 		// Metrics are per host, members per scheme and host: a host still
@@ -235,7 +237,7 @@ func (p *Pool) applyLocked(cfg *config.Pool, idleTimeout time.Duration) {
 		if p.opt.Metrics != nil && !p.servesHostLocked(m.cfg.Host) {
 			p.opt.Metrics.Forget(m.cfg.Host)
 		}
-		p.opt.Logger.Info("backend removed", "backend", key, "inflight", m.State.Inflight())
+		p.opt.Logger.Info("backend removed", "backend", m.cfg.Host, "inflight", m.State.Inflight())
 	}
 }
 
@@ -427,7 +429,7 @@ func (p *Pool) Observe(m *Member, failed bool) {
 	}
 	if pas.Observe(m.State, failed) {
 		until := m.State.EjectedUntil()
-		p.opt.Logger.Warn("backend ejected by passive checks", "backend", m.Backend.Key,
+		p.opt.Logger.Warn("backend ejected by passive checks", "backend", m.Backend.Host,
 			"until", until.Format(time.RFC3339), "consecutive_failures", m.State.ConsecutiveFailures().Load())
 		if m.Metrics != nil {
 			m.Metrics.Error(metrics.ErrEjected)
