@@ -86,10 +86,11 @@ func (e *ValidationError) Error() string {
 // may be nil). The format follows the extension: .json, .yaml or .yml.
 //
 // A file that cannot be read or parsed yields an error naming the file (and,
-// for syntax errors, the line and column). A file that parses but breaks the
-// schema yields a *ValidationError listing every problem; so does an empty
-// file (white space, or in YAML only comments, "---" or "~"), with the one
-// problem "empty configuration file". A relative
+// for syntax errors, where: "line 3, column 14" in JSON, the line of the
+// problem in YAML, as in "config: line 7: MSG (in FILE)"). A file that parses
+// but breaks the schema yields a *ValidationError listing every problem; so
+// does an empty file (white space, or in YAML only comments, "---" or "~"),
+// with the one problem "empty configuration file". A relative
 // admin_token_file is resolved against the directory of path.
 func Load(path string, ov *Overrides) (*Config, error) {
 	var format string
