@@ -68,6 +68,9 @@ func TestCoreLeastConnections(t *testing.T) {
 	if cnt := coreCount(coreSeq(t, fast, f.URL("/"), 6)); cnt["a"] != 2 || cnt["b"] != 2 || cnt["c"] != 2 {
 		t.Fatalf("idle pool: distribution %v, want 2/2/2 (ties rotate)", cnt)
 	}
+	// A request holds its slot until its last byte is written, which the
+	// client may read a moment before fulcrum releases the slot.
+	coreSettle(t, f, 0)
 
 	// Three held requests land on three different backends: each new one
 	// avoids those already busy.
@@ -85,6 +88,7 @@ func TestCoreLeastConnections(t *testing.T) {
 	if got := coreSeq(t, fast, f.URL("/"), 6); coreCount(got)["a"] != 6 {
 		t.Fatalf("with a:1/2 b:1/1 c:1/1 in flight, requests went to %v, want all to a", got)
 	}
+	coreSettle(t, f, 3)
 	// The admin API and the metrics see the in-flight requests.
 	st := coreByURL(coreAdminBackends(t, f))
 	if st[a.URL].Active != 1 || st[b.URL].Active != 1 || st[c.URL].Active != 1 {
@@ -408,4 +412,18 @@ func TestCoreConsistentHash(t *testing.T) {
 			}
 		})
 	}
+}
+
+// coreSettle waits until the backends have want requests in flight in all:
+// a response's slot is released just after its last byte is written, so a
+// client that has read it can be a moment ahead of the release.
+func coreSettle(t *testing.T, f *Fulcrum, want int64) {
+	t.Helper()
+	WaitFor(t, 5*time.Second, fmt.Sprintf("%d requests in flight", want), func() bool {
+		var n int64
+		for _, s := range coreAdminBackends(t, f) {
+			n += s.Active
+		}
+		return n == want
+	})
 }
