@@ -1,35 +1,16 @@
 package engine_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"fulcrum/internal/config"
 	"fulcrum/internal/engine"
+	"fulcrum/internal/testutil"
 )
-
-// lockedBuffer is a log sink safe for the engine's goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestWarningsLogged: a configuration's warnings are logged when the engine
 // is built (start-up) and when a reload applies it, and a reload's summary
@@ -44,7 +25,7 @@ func TestWarningsLogged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs lockedBuffer
+	var logs testutil.LogBuffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	e, err := engine.New(c, engine.Options{Logger: log, Loader: load})
 	if err != nil {

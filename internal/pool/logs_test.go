@@ -1,41 +1,22 @@
 package pool
 
 import (
-	"bytes"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"fulcrum/internal/config"
 	"fulcrum/internal/health/healthtest"
+	"fulcrum/internal/testutil"
 )
-
-// lockedLog is a log sink safe for the pool's goroutines.
-type lockedLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestLogsNameBackendsByHost: the pool's log lines name a backend with the
 // key "backend" and its metrics label, host:port (never scheme://host:port),
 // and a backend added by reload is logged like one removed: same level, same
 // keys. Backends present at start-up are not logged as added.
 func TestLogsNameBackendsByHost(t *testing.T) {
-	var logs lockedLog
+	var logs testutil.LogBuffer
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{
 		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
 			if a.Key == slog.TimeKey {
