@@ -141,6 +141,12 @@ func (e *Engine) Reload(ctx context.Context) (string, error) {
 		e.reloadResult(false)
 		return "", fmt.Errorf("admin_addr: cannot change on reload (running %q, file says %q); restart fulcrum", cur.AdminAddr, next.AdminAddr)
 	}
+	// The log handler (text or JSON) is built once at start-up: refuse a
+	// change rather than accept it and keep writing the old format.
+	if next.LogFormat != cur.LogFormat {
+		e.reloadResult(false)
+		return "", fmt.Errorf("log_format: cannot change on reload (running %q, file says %q); restart fulcrum", cur.LogFormat, next.LogFormat)
+	}
 	// Everything is valid: apply.
 	for i := range next.Services {
 		sc := &next.Services[i]
