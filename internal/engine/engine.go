@@ -127,7 +127,7 @@ func (e *Engine) Reload(ctx context.Context) (string, error) {
 	for i, sc := range next.Services {
 		if sc.Listen != e.services[i].listen {
 			e.reloadResult(false)
-			return "", fmt.Errorf("listen_addr: cannot change on reload (running %q, file says %q); restart fulcrum", e.services[i].listen, sc.Listen)
+			return "", fixedOnReload("listen_addr", e.services[i].listen, sc.Listen)
 		}
 	}
 	// The admin listener stays bound to the address it started on, so a file
@@ -139,13 +139,13 @@ func (e *Engine) Reload(ctx context.Context) (string, error) {
 	// authentication off on a public listener.
 	if next.AdminAddr != cur.AdminAddr {
 		e.reloadResult(false)
-		return "", fmt.Errorf("admin_addr: cannot change on reload (running %q, file says %q); restart fulcrum", cur.AdminAddr, next.AdminAddr)
+		return "", fixedOnReload("admin_addr", cur.AdminAddr, next.AdminAddr)
 	}
 	// The log handler (text or JSON) is built once at start-up: refuse a
 	// change rather than accept it and keep writing the old format.
 	if next.LogFormat != cur.LogFormat {
 		e.reloadResult(false)
-		return "", fmt.Errorf("log_format: cannot change on reload (running %q, file says %q); restart fulcrum", cur.LogFormat, next.LogFormat)
+		return "", fixedOnReload("log_format", cur.LogFormat, next.LogFormat)
 	}
 	// Everything is valid: apply.
 	for i := range next.Services {
@@ -169,6 +169,12 @@ func (e *Engine) Reload(ctx context.Context) (string, error) {
 		summary += "\nwarning: " + w.String()
 	}
 	return summary, nil
+}
+
+// fixedOnReload is the refusal of a reload that changes key, which only a
+// restart can change.
+func fixedOnReload(key, running, file string) error {
+	return fmt.Errorf("%s: cannot change on reload (running %q, file says %q); restart fulcrum", key, running, file)
 }
 
 // logWarnings logs each of cfg's warnings (things that load but are probably

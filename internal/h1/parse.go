@@ -681,12 +681,12 @@ func ParseResponse(buf []byte, maxHead int, r *Response) error {
 			r.ContentLength = n
 		case EqualFold(name, "Transfer-Encoding"):
 			teSeen = true
-			if !r.Codings {
-				n := 0
-				forEachToken(val, func([]byte) { n++ })
-				r.Codings = n > 1 || (n == 1 && !lastTokenIsChunked(val))
-			}
-			if lastTokenIsChunked(val) {
+			n := 0
+			forEachToken(val, func([]byte) { n++ })
+			chunkedLast := lastTokenIsChunked(val)
+			// Any coding but a lone final chunked: gzip, "gzip, chunked".
+			r.Codings = r.Codings || n > 1 || (n == 1 && !chunkedLast)
+			if chunkedLast {
 				r.Chunked = true
 			} else {
 				// Not chunked-final: the body runs until close (RFC 9112 6.3).
@@ -733,20 +733,21 @@ func (r *Response) AppendCodings(dst []byte) []byte {
 			last = i
 		}
 	}
+	// Each token is written when the next one is seen, so the very last one
+	// can be left out when it is the final chunked.
+	var pending []byte
 	for i := 0; i <= last; i++ {
-		h := &r.Headers[i]
-		if !EqualFold(h.Name, "Transfer-Encoding") {
-			continue
+		if h := &r.Headers[i]; EqualFold(h.Name, "Transfer-Encoding") {
+			forEachToken(h.Value, func(tok []byte) {
+				if pending != nil {
+					dst = append(append(dst, pending...), ',', ' ')
+				}
+				pending = tok
+			})
 		}
-		var toks [][]byte
-		forEachToken(h.Value, func(tok []byte) { toks = append(toks, tok) })
-		if i == last && r.Chunked && len(toks) > 0 {
-			toks = toks[:len(toks)-1]
-		}
-		for _, t := range toks {
-			dst = append(dst, t...)
-			dst = append(dst, ',', ' ')
-		}
+	}
+	if pending != nil && !r.Chunked {
+		dst = append(append(dst, pending...), ',', ' ')
 	}
 	return dst
 }

@@ -507,10 +507,7 @@ func (c *clientConn) attempt(set *Settings, cfg *config.Pool, p *pool.Pool, snap
 		// HTTP/1.1 without TE, so a compliant one never does this.)
 		mem.Conns.Discard(uc)
 		release(false)
-		if ok, sup := c.srv.errLog.allow(time.Now()); ok {
-			c.srv.log.Warn("backend request failed", "backend", mem.Backend.Host, "cause", errCodingHTTP10,
-				"suppressed_since_last", sup)
-		}
+		c.logBackendFailure(mem, errCodingHTTP10) // not the backend's error: no metric
 		c.writeError(502, "bad gateway", false)
 		return failNone, errCodingHTTP10, 502, false
 	}
@@ -760,6 +757,12 @@ func (c *clientConn) backendError(mem *pool.Member, t metrics.ErrorType, err err
 	if mem.Metrics != nil {
 		mem.Metrics.Error(t)
 	}
+	c.logBackendFailure(mem, err)
+}
+
+// logBackendFailure logs a failed exchange with a backend within the
+// error-log budget.
+func (c *clientConn) logBackendFailure(mem *pool.Member, err error) {
 	// Check the log budget before building the line: during an outage this
 	// runs for every request, and most lines are suppressed.
 	ok, sup := c.srv.errLog.allow(time.Now())
