@@ -485,6 +485,9 @@ func (p *Pool) EnterQueue(maxConns int) bool {
 // LeaveQueue is called once for each successful EnterQueue.
 func (p *Pool) LeaveQueue() { p.waiters.Add(-1) }
 
+// Queued is the number of requests waiting in the queue for a free backend.
+func (p *Pool) Queued() int { return int(p.waiters.Load()) }
+
 // Freed returns a channel closed the next time a request ends while requests wait.
 func (p *Pool) Freed() <-chan struct{} { return *p.freed.Load() }
 

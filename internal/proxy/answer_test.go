@@ -1,6 +1,7 @@
 package proxy_test
 
 import (
+	"context"
 	"io"
 	"strconv"
 	"strings"
@@ -153,4 +154,35 @@ func TestClientBodyFailureStatus(t *testing.T) {
 	waitFor(t, 5*time.Second, "two requests counted as 499", func() bool {
 		return tp.counter(t, "loadbalancer_request_count_total", map[string]string{"status": "499"}) == 2
 	})
+}
+
+// TestOwnAnswerClosesWhileShuttingDown: an answer fulcrum writes itself while
+// the server shuts down says "Connection: close", as a relayed response
+// does, instead of promising a keep-alive the server will not keep.
+func TestOwnAnswerClosesWhileShuttingDown(t *testing.T) {
+	release := make(chan struct{})
+	addrs := streamingBackends(t, 1, release)
+	t.Cleanup(func() { close(release) })
+	tp := startProxy(t, addrs, map[string]any{"max_connections": 1, "queue_timeout": "1s", "retries": 0})
+	slow := startSlow(t, tp.Addr) // holds the only slot
+	c := dialProxy(t, tp.Addr)
+	c.write("GET /who HTTP/1.1\r\nHost: h\r\n\r\n")
+	waitFor(t, 5*time.Second, "the request to wait in the queue", func() bool { return tp.Pool.Queued() == 1 })
+	shut := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		shut <- tp.Srv.Shutdown(ctx)
+	}()
+	resp, _ := c.read("GET")
+	if resp.StatusCode != 503 || !resp.Close {
+		t.Fatalf("queued request during shutdown: %d, Close %v; want 503 with Connection: close", resp.StatusCode, resp.Close)
+	}
+	if !c.closed(2 * time.Second) {
+		t.Error("connection kept after the answer")
+	}
+	slow.c.Close()
+	if err := <-shut; err != nil {
+		t.Errorf("shutdown: %v", err)
+	}
 }
