@@ -3,6 +3,9 @@ package proxy
 import (
 	"net/http"
 	"strconv"
+
+	"fulcrum/internal/h1"
+	"fulcrum/internal/metrics"
 )
 
 // allowMethods is the Allow field of fulcrum's 405 for CONNECT (RFC 9110
@@ -50,3 +53,24 @@ func (c *clientConn) writeAnswer(status int, msg string, keep bool, extra []byte
 	c.out = b[:0]
 	return keep
 }
+
+// refuse answers a request that failed to parse and closes the connection.
+func (c *clientConn) refuse(e *h1.Error) {
+	reason := metrics.RejectBadRequest
+	switch e.Status {
+	case 431:
+		reason = metrics.RejectHeaderTooLarge
+	case 408:
+		reason = metrics.RejectTimeout
+	}
+	if c.srv.metrics != nil {
+		c.srv.metrics.Rejected(reason)
+	}
+	var extra []byte
+	if e.Status == 405 {
+		extra = allowField
+	}
+	c.writeAnswer(e.Status, e.Msg, false, extra)
+}
+
+var allowField = []byte("Allow: " + allowMethods + "\r\n")

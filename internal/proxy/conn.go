@@ -15,7 +15,6 @@ import (
 
 	"fulcrum/internal/balance"
 	"fulcrum/internal/h1"
-	"fulcrum/internal/metrics"
 	"fulcrum/internal/rawio"
 )
 
@@ -482,24 +481,3 @@ func isClosedErr(err error) bool {
 }
 
 var internalErrorResponse = []byte("HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 22\r\nConnection: close\r\n\r\ninternal server error\n")
-
-// refuse answers a request that failed to parse and closes the connection.
-func (c *clientConn) refuse(e *h1.Error) {
-	reason := metrics.RejectBadRequest
-	switch e.Status {
-	case 431:
-		reason = metrics.RejectHeaderTooLarge
-	case 408:
-		reason = metrics.RejectTimeout
-	}
-	if c.srv.metrics != nil {
-		c.srv.metrics.Rejected(reason)
-	}
-	var extra []byte
-	if e.Status == 405 {
-		extra = allowField
-	}
-	c.writeAnswer(e.Status, e.Msg, false, extra)
-}
-
-var allowField = []byte("Allow: " + allowMethods + "\r\n")
