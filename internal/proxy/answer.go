@@ -3,6 +3,7 @@ package proxy
 import (
 	"net/http"
 	"strconv"
+	"time"
 
 	"fulcrum/internal/h1"
 	"fulcrum/internal/metrics"
@@ -74,3 +75,25 @@ func (c *clientConn) refuse(e *h1.Error) {
 }
 
 var allowField = []byte("Allow: " + allowMethods + "\r\n")
+
+// clientBodyFailed answers a request whose body the client stopped sending
+// and returns the status for metrics and the access log: 408 when the body
+// stalled past read_timeout, 499 (nginx's "client closed request") when the
+// client went away and nothing could be answered.
+func (c *clientConn) clientBodyFailed(err error) int {
+	if isTimeout(err) {
+		c.srv.countRejected(metrics.RejectTimeout)
+		c.writeError(408, "request body timeout", false)
+		return 408
+	}
+	return 499
+}
+
+// unavailable answers 503 when no backend could be tried. The connection is
+// kept only if no unread request body is left behind (replayable: none, or
+// buffered).
+func (c *clientConn) unavailable(ri *reqInfo, start time.Time, msg string, replayable bool) bool {
+	keep := c.writeError(503, msg, ri.keepAlive && replayable)
+	c.srv.finish(c, nil, *ri, 503, start, nil)
+	return keep
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"net/netip"
 	"runtime"
 	"strconv"
@@ -16,7 +15,6 @@ import (
 	"fulcrum/internal/h1"
 	"fulcrum/internal/metrics"
 	"fulcrum/internal/pool"
-	"fulcrum/internal/rawio"
 	"fulcrum/internal/upstream"
 )
 
@@ -694,65 +692,6 @@ func (c *clientConn) relayResponse(set *Settings, snap *pool.Snapshot, mem *pool
 	return keep
 }
 
-// tunnel relays an upgraded connection (WebSocket) in both directions until
-// either side closes.
-func (c *clientConn) tunnel(uc *upstream.Conn, resp *h1.Response, set *Settings) {
-	c.relaying = true
-	c.out = appendResponseHead(c.out[:0], resp, -2, false, nil)
-	uc.R.Discard(resp.HeadLen)
-	c.tc.ArmRead(0)
-	c.tc.ArmWrite(0)
-	uc.T.ArmRead(0)
-	uc.T.ArmWrite(0)
-	// A tunnel may idle for hours, so it has no inactivity deadline; TCP
-	// keep-alive probes find a client that vanished without a FIN.
-	if tc, ok := c.nc.(*net.TCPConn); ok {
-		tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: 60 * time.Second, Interval: 15 * time.Second, Count: 4})
-	}
-	if _, err := c.tc.Write(c.out); err != nil {
-		uc.Close()
-		return
-	}
-	if b := uc.R.Buffered(); len(b) > 0 {
-		c.tc.Write(b)
-		uc.R.Discard(len(b))
-	}
-	done := make(chan struct{}, 2)
-	go func() {
-		if b := c.br.Buffered(); len(b) > 0 {
-			uc.T.Write(b)
-			c.br.Discard(len(b))
-		}
-		io.Copy(rawio.Unwrap(uc.T.Conn), c.nc)
-		closeWrite(rawio.Unwrap(uc.T.Conn))
-		done <- struct{}{}
-	}()
-	io.Copy(c.nc, rawio.Unwrap(uc.T.Conn))
-	closeWrite(c.nc)
-	// Give the other direction a moment to finish, then tear down both.
-	// The other direction sends on done exactly once: wait for it again only
-	// if the select did not already receive it (else the tunnel never ends).
-	finished := false
-	select {
-	case <-done:
-		finished = true
-	case <-time.After(5 * time.Second):
-	}
-	uc.Close()
-	c.nc.Close()
-	if !finished {
-		<-done
-	}
-}
-
-type closeWriter interface{ CloseWrite() error }
-
-func closeWrite(c any) {
-	if cw, ok := c.(closeWriter); ok {
-		cw.CloseWrite()
-	}
-}
-
 func (c *clientConn) backendError(mem *pool.Member, t metrics.ErrorType, err error) {
 	if mem.Metrics != nil {
 		mem.Metrics.Error(t)
@@ -796,28 +735,6 @@ func (s *Server) finish(c *clientConn, mem *pool.Member, ri reqInfo, status int,
 		s.log.Info("access", "client", ri.client.String(), "method", ri.method, "host", ri.host,
 			"path", ri.path, "status", status, "duration_ms", float64(d.Microseconds())/1000, "backend", be)
 	}
-}
-
-// clientBodyFailed answers a request whose body the client stopped sending
-// and returns the status for metrics and the access log: 408 when the body
-// stalled past read_timeout, 499 (nginx's "client closed request") when the
-// client went away and nothing could be answered.
-func (c *clientConn) clientBodyFailed(err error) int {
-	if isTimeout(err) {
-		c.srv.countRejected(metrics.RejectTimeout)
-		c.writeError(408, "request body timeout", false)
-		return 408
-	}
-	return 499
-}
-
-// unavailable answers 503 when no backend could be tried. The connection is
-// kept only if no unread request body is left behind (replayable: none, or
-// buffered).
-func (c *clientConn) unavailable(ri *reqInfo, start time.Time, msg string, replayable bool) bool {
-	keep := c.writeError(503, msg, ri.keepAlive && replayable)
-	c.srv.finish(c, nil, *ri, 503, start, nil)
-	return keep
 }
 
 func (s *Server) countRejected(reason string) {

@@ -1,0 +1,70 @@
+package proxy
+
+import (
+	"io"
+	"net"
+	"time"
+
+	"fulcrum/internal/h1"
+	"fulcrum/internal/rawio"
+	"fulcrum/internal/upstream"
+)
+
+// tunnel relays an upgraded connection (WebSocket) in both directions until
+// either side closes.
+func (c *clientConn) tunnel(uc *upstream.Conn, resp *h1.Response, set *Settings) {
+	c.relaying = true
+	c.out = appendResponseHead(c.out[:0], resp, -2, false, nil)
+	uc.R.Discard(resp.HeadLen)
+	c.tc.ArmRead(0)
+	c.tc.ArmWrite(0)
+	uc.T.ArmRead(0)
+	uc.T.ArmWrite(0)
+	// A tunnel may idle for hours, so it has no inactivity deadline; TCP
+	// keep-alive probes find a client that vanished without a FIN.
+	if tc, ok := c.nc.(*net.TCPConn); ok {
+		tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: 60 * time.Second, Interval: 15 * time.Second, Count: 4})
+	}
+	if _, err := c.tc.Write(c.out); err != nil {
+		uc.Close()
+		return
+	}
+	if b := uc.R.Buffered(); len(b) > 0 {
+		c.tc.Write(b)
+		uc.R.Discard(len(b))
+	}
+	done := make(chan struct{}, 2)
+	go func() {
+		if b := c.br.Buffered(); len(b) > 0 {
+			uc.T.Write(b)
+			c.br.Discard(len(b))
+		}
+		io.Copy(rawio.Unwrap(uc.T.Conn), c.nc)
+		closeWrite(rawio.Unwrap(uc.T.Conn))
+		done <- struct{}{}
+	}()
+	io.Copy(c.nc, rawio.Unwrap(uc.T.Conn))
+	closeWrite(c.nc)
+	// Give the other direction a moment to finish, then tear down both.
+	// The other direction sends on done exactly once: wait for it again only
+	// if the select did not already receive it (else the tunnel never ends).
+	finished := false
+	select {
+	case <-done:
+		finished = true
+	case <-time.After(5 * time.Second):
+	}
+	uc.Close()
+	c.nc.Close()
+	if !finished {
+		<-done
+	}
+}
+
+type closeWriter interface{ CloseWrite() error }
+
+func closeWrite(c any) {
+	if cw, ok := c.(closeWriter); ok {
+		cw.CloseWrite()
+	}
+}
