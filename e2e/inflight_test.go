@@ -89,6 +89,12 @@ func TestStreamingResponseHoldsBackend(t *testing.T) {
 		if code, body := Get(t, c, f.URL("/")); code != 200 || body != idle.Name {
 			t.Fatalf("request %d during the stream: %d %q, want %q", i, code, body, idle.Name)
 		}
+		// Its slot is released just after its last byte is written, which
+		// the client may have read first.
+		WaitFor(t, 5*time.Second, "the idle backend's slot released", func() bool {
+			_, body := Get(t, c, f.AdminURL("/admin/backends"))
+			return json.Unmarshal([]byte(body), &rows) == nil && rows[0].Active+rows[1].Active == 1
+		})
 	}
 	finish()
 	rest, err := io.ReadAll(resp.Body)

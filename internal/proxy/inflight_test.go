@@ -99,6 +99,9 @@ func TestSlotHeldUntilResponseEnds(t *testing.T) {
 		if resp.StatusCode != 200 || string(body) != idleName {
 			t.Fatalf("request %d: %d %q, want 200 from the idle backend %q", i, resp.StatusCode, body, idleName)
 		}
+		// Its slot is released just after its last byte is written, which
+		// this client may have read first.
+		waitFor(t, 5*time.Second, "the idle backend's slot released", func() bool { return sumOf(tp.inflight()) == 1 })
 	}
 	// Both busy: max_connections 1 leaves no slot, so 503 without a queue.
 	b := startSlow(t, tp.Addr)
