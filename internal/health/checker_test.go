@@ -21,7 +21,7 @@ func TestCheckerRiseFall(t *testing.T) {
 	srv := newScripted(t, 200)
 	tg := srv.target("b1")
 	st := tg.State
-	logs := &logBuffer{}
+	logs := &testutil.LogBuffer{}
 	_, clk, rec := startCheckerOpts(t, httpCfg(10*time.Second, 2, 3), health.Options{Logger: testLogger(t, logs)}, tg)
 
 	// round advances to the next check and returns its outcome plus any
@@ -92,7 +92,7 @@ func TestCheckerRiseFall(t *testing.T) {
 		`level=WARN msg="backend down" backend=` + tg.Host + ` reason="3 consecutive failed checks: HTTP 503"`,
 		`level=INFO msg="backend up" backend=` + tg.Host + ` reason="2 consecutive passed checks: HTTP 200"`,
 	}
-	if got := logs.lines(); !slices.Equal(got, want) {
+	if got := logs.Lines(); !slices.Equal(got, want) {
 		t.Fatalf("log lines:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

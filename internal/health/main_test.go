@@ -197,27 +197,7 @@ func contextWithCancel(t *testing.T) (context.Context, context.CancelFunc) {
 	return ctx, cancel
 }
 
-// logBuffer collects log lines (without the time) for assertions.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) lines() []string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return strings.Split(strings.TrimSuffix(b.buf.String(), "\n"), "\n")
-}
-
-// testLogger logs to the test's output (shown on failure or with -v), and
-// also to buf if it is not nil, without timestamps.
-func testLogger(t *testing.T, buf *logBuffer) *slog.Logger {
+func testLogger(t *testing.T, buf *testutil.LogBuffer) *slog.Logger {
 	var w io.Writer = t.Output()
 	if buf != nil {
 		w = io.MultiWriter(w, buf)
