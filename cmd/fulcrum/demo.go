@@ -75,7 +75,7 @@ func demo(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "fulcrum demo: %v\n", err)
 		return 1
 	}
-	listen := cfg.Services[0].Listen
+	listen := cfg.Listeners[0].Listen
 	return serve(cfg, nil, stdout, stderr, func(e *engine.Engine) {
 		addr := e.Addr().String()
 		if strings.HasPrefix(listen, ":") {
@@ -98,7 +98,7 @@ Try:
 
 Press Ctrl-C to stop.
 
-`, len(urls), strings.Join(urls, ", "), addr, cfg.Services[0].Pool.Strategy, commandLine("fulcrum demo", args), addr, addr, adminTry)
+`, len(urls), strings.Join(urls, ", "), addr, cfg.Pools[0].Strategy, commandLine("fulcrum demo", args), addr, addr, adminTry)
 	})
 }
 

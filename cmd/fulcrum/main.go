@@ -206,8 +206,8 @@ func validate(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	n := 0
-	for _, s := range cfg.Services {
-		n += len(s.Pool.Backends)
+	for _, p := range cfg.Pools {
+		n += len(p.Backends)
 	}
 	for _, w := range cfg.Warnings {
 		fmt.Fprintf(stderr, "warning: %s\n", w)
@@ -221,7 +221,7 @@ func validate(args []string, stdout, stderr io.Writer) int {
 		warned = fmt.Sprintf(" with %d warnings", len(cfg.Warnings))
 	}
 	fmt.Fprintf(stdout, "fulcrum validate: %s is valid (%d backends, strategy %s, listen %s)%s\n",
-		*configPath, n, cfg.Services[0].Pool.Strategy, cfg.Services[0].Listen, warned)
+		*configPath, n, cfg.Pools[0].Strategy, cfg.Listeners[0].Listen, warned)
 	return 0
 }
 
@@ -291,10 +291,10 @@ func serve(cfg *config.Config, loader engine.Loader, stdout, stderr io.Writer, r
 		adminHTTP = &http.Server{Handler: adminSrv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second}
 		go adminHTTP.Serve(adminLn)
 	}
-	svc := cfg.Services[0]
+	svc := cfg.Pools[0]
 	log.Info("fulcrum started", "version", buildVersion(), "gomaxprocs", runtime.GOMAXPROCS(0), "listen", eng.Addr().String(), "admin", cfg.AdminAddr,
-		"strategy", svc.Pool.Strategy, "backends", len(svc.Pool.Backends), "health_check", svc.Pool.HealthCheck.Type,
-		"health_check_interval", svc.Pool.HealthCheck.Interval.String())
+		"strategy", svc.Strategy, "backends", len(svc.Backends), "health_check", svc.HealthCheck.Type,
+		"health_check_interval", svc.HealthCheck.Interval.String())
 	if ready != nil {
 		ready(eng)
 	}

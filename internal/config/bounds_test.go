@@ -8,8 +8,8 @@ func TestRetryBufferBound(t *testing.T) {
 	t.Parallel()
 	for _, ok := range []string{`"16MiB"`, `16777216`, `"0"`, `"1MiB"`} {
 		c := mustParse(t, `{"backends": ["http://a"], "retry_buffer": `+ok+`}`, "json", nil)
-		if c.Services[0].Pool.RetryBuffer > 16<<20 {
-			t.Errorf("retry_buffer %s: got %d", ok, c.Services[0].Pool.RetryBuffer)
+		if c.Pools[0].RetryBuffer > 16<<20 {
+			t.Errorf("retry_buffer %s: got %d", ok, c.Pools[0].RetryBuffer)
 		}
 	}
 	for _, bad := range []string{`16777217`, `"17MiB"`, `"1GiB"`} {

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fulcrum/internal/route"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -37,9 +38,11 @@ func defaultConfig(backends ...Backend) *Config {
 		ShutdownTimeout: 30 * time.Second,
 		LogLevel:        slog.LevelInfo,
 		LogFormat:       "text",
-		Services: []Service{{
+		Flat:            true,
+		Listeners: []Listener{{
 			Name:   "default",
 			Listen: ":8080",
+			Routes: []route.Spec{{Pool: "default"}},
 			Limits: Limits{
 				ReadHeaderTimeout: 10 * time.Second,
 				ReadTimeout:       60 * time.Second,
@@ -48,31 +51,33 @@ func defaultConfig(backends ...Backend) *Config {
 				MaxHeaderBytes:    65536,
 				MaxConns:          50000,
 			},
-			Pool: Pool{
-				Strategy: "round_robin",
-				Backends: backends,
-				HealthCheck: HealthCheck{
-					Type:               "tcp",
-					Path:               "/",
-					Interval:           30 * time.Second,
-					Timeout:            2 * time.Second,
-					ExpectedStatus:     []StatusRange{{200, 399}},
-					HealthyThreshold:   1,
-					UnhealthyThreshold: 3,
-				},
-				Passive: Passive{
-					MaxFails:    3,
-					FailWindow:  10 * time.Second,
-					EjectFor:    30 * time.Second,
-					MaxEjectFor: 5 * time.Minute,
-					Consider5xx: true,
-				},
-				PanicThreshold:        50,
-				Retries:               2,
-				RetryBuffer:           65536,
-				ConnectTimeout:        5 * time.Second,
-				ResponseHeaderTimeout: 60 * time.Second,
+		}},
+		Pools: []Pool{{
+			Name:     "default",
+			Strategy: "round_robin",
+			Backends: backends,
+			HealthCheck: HealthCheck{
+				Type:               "tcp",
+				Path:               "/",
+				Interval:           30 * time.Second,
+				Timeout:            2 * time.Second,
+				ExpectedStatus:     []StatusRange{{200, 399}},
+				HealthyThreshold:   1,
+				UnhealthyThreshold: 3,
 			},
+			Passive: Passive{
+				MaxFails:    3,
+				FailWindow:  10 * time.Second,
+				EjectFor:    30 * time.Second,
+				MaxEjectFor: 5 * time.Minute,
+				Consider5xx: true,
+			},
+			PanicThreshold:        50,
+			Retries:               2,
+			RetryBuffer:           65536,
+			ConnectTimeout:        5 * time.Second,
+			ResponseHeaderTimeout: 60 * time.Second,
+			IdleTimeout:           60 * time.Second,
 		}},
 	}
 }
@@ -82,7 +87,7 @@ func seedExpected() *Config {
 		Backend{URL: "http://backend1:8081", Scheme: "http", Host: "backend1:8081", Weight: 3},
 		Backend{URL: "http://backend2:8082", Scheme: "http", Host: "backend2:8082", Weight: 2},
 	)
-	want.Services[0].Pool.Strategy = "weighted_round_robin"
+	want.Pools[0].Strategy = "weighted_round_robin"
 	return want
 }
 
@@ -207,9 +212,11 @@ access_log: true
 		LogLevel:        slog.LevelDebug,
 		LogFormat:       "json",
 		AccessLog:       true,
-		Services: []Service{{
+		Flat:            true,
+		Listeners: []Listener{{
 			Name:   "default",
 			Listen: "127.0.0.1:80",
+			Routes: []route.Spec{{Pool: "default"}},
 			TrustedProxies: []netip.Prefix{
 				netip.MustParsePrefix("10.0.0.0/8"),
 				netip.MustParsePrefix("192.168.0.1/32"),
@@ -224,45 +231,47 @@ access_log: true
 				MaxConnsPerIP:     20,
 			},
 			RateLimit: &RateLimit{RequestsPerSecond: 2.5, Burst: 3, Key: HashKey{Kind: KindClientIP}},
-			Pool: Pool{
-				Strategy: "consistent_hash",
-				HashKey:  HashKey{Kind: KindHeader, Name: "X-User-Id"},
-				Backends: []Backend{
-					{URL: "https://Backend1.example", Scheme: "https", Host: "backend1.example:443", Weight: 1000},
-					{URL: "http://[::1]:9000/", Scheme: "http", Host: "[::1]:9000", Weight: 1},
-					{URL: "http://10.0.0.1:080", Scheme: "http", Host: "10.0.0.1:80", Weight: 1},
-				},
-				HealthCheck: HealthCheck{
-					Type:               "http",
-					Path:               "/status?full=1",
-					Interval:           5 * time.Second,
-					Timeout:            1500 * time.Millisecond,
-					ExpectedStatus:     []StatusRange{{200, 200}, {204, 204}, {300, 302}},
-					HealthyThreshold:   4,
-					UnhealthyThreshold: 6,
-					Host:               "app.internal:8443",
-					Headers:            map[string]string{"X-Probe": "yes", "User-Agent": "fulcrum-probe"},
-				},
-				Passive: Passive{
-					MaxFails:    7, // from max_fail_count
-					FailWindow:  20 * time.Second,
-					EjectFor:    10 * time.Minute,
-					MaxEjectFor: 10 * time.Minute, // max(5m, eject_for)
-					Consider5xx: false,
-				},
-				PanicThreshold:        0,
-				Retries:               10,
-				RetryBuffer:           1 << 20,
-				ConnectTimeout:        time.Second,
-				ResponseHeaderTimeout: 2 * time.Minute,
-				MaxConnections:        100,
-				QueueTimeout:          250 * time.Millisecond,
-				SlowStart:             time.Minute,
-				Sticky: &Sticky{
-					Type: "cookie", CookieName: "srv", TTL: 24 * time.Hour,
-					Secure: "true", HTTPOnly: false, SameSite: "strict",
-				},
+		}},
+		Pools: []Pool{{
+			Name:     "default",
+			Strategy: "consistent_hash",
+			HashKey:  HashKey{Kind: KindHeader, Name: "X-User-Id"},
+			Backends: []Backend{
+				{URL: "https://Backend1.example", Scheme: "https", Host: "backend1.example:443", Weight: 1000},
+				{URL: "http://[::1]:9000/", Scheme: "http", Host: "[::1]:9000", Weight: 1},
+				{URL: "http://10.0.0.1:080", Scheme: "http", Host: "10.0.0.1:80", Weight: 1},
 			},
+			HealthCheck: HealthCheck{
+				Type:               "http",
+				Path:               "/status?full=1",
+				Interval:           5 * time.Second,
+				Timeout:            1500 * time.Millisecond,
+				ExpectedStatus:     []StatusRange{{200, 200}, {204, 204}, {300, 302}},
+				HealthyThreshold:   4,
+				UnhealthyThreshold: 6,
+				Host:               "app.internal:8443",
+				Headers:            map[string]string{"X-Probe": "yes", "User-Agent": "fulcrum-probe"},
+			},
+			Passive: Passive{
+				MaxFails:    7, // from max_fail_count
+				FailWindow:  20 * time.Second,
+				EjectFor:    10 * time.Minute,
+				MaxEjectFor: 10 * time.Minute, // max(5m, eject_for)
+				Consider5xx: false,
+			},
+			PanicThreshold:        0,
+			Retries:               10,
+			RetryBuffer:           1 << 20,
+			ConnectTimeout:        time.Second,
+			ResponseHeaderTimeout: 2 * time.Minute,
+			MaxConnections:        100,
+			QueueTimeout:          250 * time.Millisecond,
+			SlowStart:             time.Minute,
+			Sticky: &Sticky{
+				Type: "cookie", CookieName: "srv", TTL: 24 * time.Hour,
+				Secure: "true", HTTPOnly: false, SameSite: "strict",
+			},
+			IdleTimeout: 90 * time.Second,
 		}},
 	}
 	assertConfig(t, cfg, want)
@@ -281,66 +290,66 @@ func TestSectionDefaults(t *testing.T) {
 				Type: "http", Path: "/health", Interval: 10 * time.Second, Timeout: 2 * time.Second,
 				ExpectedStatus: []StatusRange{{200, 399}}, HealthyThreshold: 2, UnhealthyThreshold: 3,
 			}
-			if got := c.Services[0].Pool.HealthCheck; !reflect.DeepEqual(got, want) {
+			if got := c.Pools[0].HealthCheck; !reflect.DeepEqual(got, want) {
 				t.Errorf("got %+v, want %+v", got, want)
 			}
 		}},
 		{"health_check timeout defaults to at most the interval", `"health_check": {"interval": "500ms"}`, func(t *testing.T, c *Config) {
-			if got := c.Services[0].Pool.HealthCheck.Timeout; got != 500*time.Millisecond {
+			if got := c.Pools[0].HealthCheck.Timeout; got != 500*time.Millisecond {
 				t.Errorf("timeout = %v, want 500ms", got)
 			}
 		}},
 		{"implicit check timeout is min(2s, interval)", `"health_check_interval": "1s", "max_fail_count": 5`, func(t *testing.T, c *Config) {
-			hc := c.Services[0].Pool.HealthCheck
+			hc := c.Pools[0].HealthCheck
 			if hc.Type != "tcp" || hc.Interval != time.Second || hc.Timeout != time.Second || hc.UnhealthyThreshold != 5 {
 				t.Errorf("got %+v", hc)
 			}
-			if c.Services[0].Pool.Passive.MaxFails != 5 {
-				t.Errorf("passive.max_fails = %d, want max_fail_count 5", c.Services[0].Pool.Passive.MaxFails)
+			if c.Pools[0].Passive.MaxFails != 5 {
+				t.Errorf("passive.max_fails = %d, want max_fail_count 5", c.Pools[0].Passive.MaxFails)
 			}
 		}},
 		{"passive max_fails 0 disables", `"passive": {"max_fails": 0}`, func(t *testing.T, c *Config) {
-			if got := c.Services[0].Pool.Passive.MaxFails; got != 0 {
+			if got := c.Pools[0].Passive.MaxFails; got != 0 {
 				t.Errorf("max_fails = %d", got)
 			}
 		}},
 		{"tcp health check", `"health_check": {"type": "tcp", "interval": "3s"}`, func(t *testing.T, c *Config) {
-			hc := c.Services[0].Pool.HealthCheck
+			hc := c.Pools[0].HealthCheck
 			if hc.Type != "tcp" || hc.Interval != 3*time.Second || hc.Timeout != 2*time.Second {
 				t.Errorf("got %+v", hc)
 			}
 		}},
 		{"sticky cookie defaults", `"sticky": {"type": "cookie"}`, func(t *testing.T, c *Config) {
 			want := &Sticky{Type: "cookie", CookieName: "FULCRUM_BACKEND", Secure: "auto", HTTPOnly: true, SameSite: "lax"}
-			if got := c.Services[0].Pool.Sticky; !reflect.DeepEqual(got, want) {
+			if got := c.Pools[0].Sticky; !reflect.DeepEqual(got, want) {
 				t.Errorf("got %+v, want %+v", got, want)
 			}
 		}},
 		{"sticky secure as JSON boolean", `"sticky": {"type": "cookie", "secure": false}`, func(t *testing.T, c *Config) {
-			if got := c.Services[0].Pool.Sticky.Secure; got != "false" {
+			if got := c.Pools[0].Sticky.Secure; got != "false" {
 				t.Errorf("secure = %q", got)
 			}
 		}},
 		{"sticky app_cookie defaults", `"sticky": {"type": "app_cookie", "cookie_name": "JSESSIONID"}`, func(t *testing.T, c *Config) {
 			want := &Sticky{Type: "app_cookie", CookieName: "JSESSIONID", TTL: time.Hour, MaxEntries: 100000}
-			if got := c.Services[0].Pool.Sticky; !reflect.DeepEqual(got, want) {
+			if got := c.Pools[0].Sticky; !reflect.DeepEqual(got, want) {
 				t.Errorf("got %+v, want %+v", got, want)
 			}
 		}},
 		{"sticky source_ip", `"sticky": {"type": "source_ip"}`, func(t *testing.T, c *Config) {
-			if got := c.Services[0].Pool.Sticky; !reflect.DeepEqual(got, &Sticky{Type: "source_ip"}) {
+			if got := c.Pools[0].Sticky; !reflect.DeepEqual(got, &Sticky{Type: "source_ip"}) {
 				t.Errorf("got %+v", got)
 			}
 		}},
 		{"rate limit defaults", `"rate_limit": {"requests_per_second": 100}`, func(t *testing.T, c *Config) {
 			want := &RateLimit{RequestsPerSecond: 100, Burst: 100, Key: HashKey{Kind: KindClientIP}}
-			if got := c.Services[0].RateLimit; !reflect.DeepEqual(got, want) {
+			if got := c.Listeners[0].RateLimit; !reflect.DeepEqual(got, want) {
 				t.Errorf("got %+v, want %+v", got, want)
 			}
 		}},
 		{"rate limit by header", `"rate_limit": {"requests_per_second": 0.5, "burst": 10, "key": "header:x-api-key"}`, func(t *testing.T, c *Config) {
 			want := &RateLimit{RequestsPerSecond: 0.5, Burst: 10, Key: HashKey{Kind: KindHeader, Name: "X-Api-Key"}}
-			if got := c.Services[0].RateLimit; !reflect.DeepEqual(got, want) {
+			if got := c.Listeners[0].RateLimit; !reflect.DeepEqual(got, want) {
 				t.Errorf("got %+v, want %+v", got, want)
 			}
 		}},
@@ -361,14 +370,14 @@ func TestSectionDefaults(t *testing.T) {
 			}
 		}},
 		{"integral float accepted as integer", `"retries": 3.0, "max_conns": 1e3`, func(t *testing.T, c *Config) {
-			if c.Services[0].Pool.Retries != 3 || c.Services[0].Limits.MaxConns != 1000 {
-				t.Errorf("retries=%d max_conns=%d", c.Services[0].Pool.Retries, c.Services[0].Limits.MaxConns)
+			if c.Pools[0].Retries != 3 || c.Listeners[0].Limits.MaxConns != 1000 {
+				t.Errorf("retries=%d max_conns=%d", c.Pools[0].Retries, c.Listeners[0].Limits.MaxConns)
 			}
 		}},
 		{"sizes as numbers and strings", `"retry_buffer": 0, "max_body_bytes": "1 GiB", "max_header_bytes": "2kb"`, func(t *testing.T, c *Config) {
-			s := c.Services[0]
-			if s.Pool.RetryBuffer != 0 || s.Limits.MaxBodyBytes != 1<<30 || s.Limits.MaxHeaderBytes != 2000 {
-				t.Errorf("got %d %d %d", s.Pool.RetryBuffer, s.Limits.MaxBodyBytes, s.Limits.MaxHeaderBytes)
+			s := c.Listeners[0]
+			if c.Pools[0].RetryBuffer != 0 || s.Limits.MaxBodyBytes != 1<<30 || s.Limits.MaxHeaderBytes != 2000 {
+				t.Errorf("got %d %d %d", c.Pools[0].RetryBuffer, s.Limits.MaxBodyBytes, s.Limits.MaxHeaderBytes)
 			}
 		}},
 		{"log levels", `"log_level": "warn"`, func(t *testing.T, c *Config) {
@@ -729,11 +738,11 @@ health_check:
   expected_status: 204
 `
 	cfg := mustParse(t, doc, "yaml", nil)
-	bs := cfg.Services[0].Pool.Backends
+	bs := cfg.Pools[0].Backends
 	if len(bs) != 2 || bs[1].Host != "b:80" || bs[1].Weight != 2 {
 		t.Errorf("merge: backends = %+v", bs)
 	}
-	hc := cfg.Services[0].Pool.HealthCheck
+	hc := cfg.Pools[0].HealthCheck
 	if hc.Path != "/live" || !reflect.DeepEqual(hc.ExpectedStatus, []StatusRange{{204, 204}}) {
 		t.Errorf("health check = %+v", hc)
 	}
@@ -754,8 +763,8 @@ health_check:
 
 	// Hex and octal integers, and unquoted durations.
 	cfg = mustParse(t, "backends: [http://a]\nretries: 0x3\nmax_conns: 0o17\nconnect_timeout: 1m30s\n", "yaml", nil)
-	if cfg.Services[0].Pool.Retries != 3 || cfg.Services[0].Limits.MaxConns != 15 || cfg.Services[0].Pool.ConnectTimeout != 90*time.Second {
-		t.Errorf("got retries=%d max_conns=%d", cfg.Services[0].Pool.Retries, cfg.Services[0].Limits.MaxConns)
+	if cfg.Pools[0].Retries != 3 || cfg.Listeners[0].Limits.MaxConns != 15 || cfg.Pools[0].ConnectTimeout != 90*time.Second {
+		t.Errorf("got retries=%d max_conns=%d", cfg.Pools[0].Retries, cfg.Listeners[0].Limits.MaxConns)
 	}
 
 	// An unquoted 30 is a number, not a duration.
@@ -907,12 +916,12 @@ func TestFromFlags(t *testing.T) {
 		Backend{URL: "http://x:1", Scheme: "http", Host: "x:1", Weight: 1},
 		Backend{URL: "https://y", Scheme: "https", Host: "y:443", Weight: 1},
 	)
-	s := &want.Services[0]
-	s.Listen = "127.0.0.1:9000"
-	s.Pool.Strategy = "least_connections"
-	s.Pool.HealthCheck.Interval = 5 * time.Second
-	s.Pool.HealthCheck.UnhealthyThreshold = 4
-	s.Pool.Passive.MaxFails = 4
+	want.Listeners[0].Listen = "127.0.0.1:9000"
+	s := &want.Pools[0]
+	s.Strategy = "least_connections"
+	s.HealthCheck.Interval = 5 * time.Second
+	s.HealthCheck.UnhealthyThreshold = 4
+	s.Passive.MaxFails = 4
 	assertConfig(t, cfg, want)
 }
 
@@ -954,24 +963,24 @@ func TestOverridesOnFile(t *testing.T) {
 		Backends:     ptr("http://c"),
 	}
 	cfg := mustParse(t, seedJSON, "json", ov)
-	s := cfg.Services[0]
-	if s.Listen != ":9999" || s.Pool.Strategy != "random" || s.Pool.HealthCheck.UnhealthyThreshold != 9 {
+	s := cfg.Pools[0]
+	if cfg.Listeners[0].Listen != ":9999" || s.Strategy != "random" || s.HealthCheck.UnhealthyThreshold != 9 {
 		t.Errorf("overrides not applied: %+v", s)
 	}
-	if want := []Backend{{URL: "http://c", Scheme: "http", Host: "c:80", Weight: 1}}; !reflect.DeepEqual(s.Pool.Backends, want) {
-		t.Errorf("backends = %+v", s.Pool.Backends)
+	if want := []Backend{{URL: "http://c", Scheme: "http", Host: "c:80", Weight: 1}}; !reflect.DeepEqual(s.Backends, want) {
+		t.Errorf("backends = %+v", s.Backends)
 	}
 
 	// -backends satisfies the required key when the file has none.
 	cfg = mustParse(t, `{"strategy": "random"}`, "json", &Overrides{Backends: ptr("http://z")})
-	if len(cfg.Services[0].Pool.Backends) != 1 {
-		t.Errorf("backends = %+v", cfg.Services[0].Pool.Backends)
+	if len(cfg.Pools[0].Backends) != 1 {
+		t.Errorf("backends = %+v", cfg.Pools[0].Backends)
 	}
 
 	// With a health_check object, -health-check-interval sets its interval.
 	cfg = mustParse(t, `{"backends": ["http://a"], "health_check": {"interval": "20s"}}`, "json",
 		&Overrides{HealthCheckInterval: ptr("7s")})
-	if got := cfg.Services[0].Pool.HealthCheck.Interval; got != 7*time.Second {
+	if got := cfg.Pools[0].HealthCheck.Interval; got != 7*time.Second {
 		t.Errorf("interval = %v, want 7s", got)
 	}
 	_, err := Parse([]byte(`{"backends": ["http://a"], "health_check": {}}`), "json",

@@ -15,8 +15,8 @@ func ExampleParse() {
 	if err != nil {
 		panic(err)
 	}
-	pool := cfg.Services[0].Pool
-	fmt.Println(cfg.Services[0].Listen, pool.Strategy, pool.HealthCheck.Type, pool.HealthCheck.Interval)
+	pool := cfg.Pools[0]
+	fmt.Println(cfg.Listeners[0].Listen, pool.Strategy, pool.HealthCheck.Type, pool.HealthCheck.Interval)
 	for _, b := range pool.Backends {
 		fmt.Println(b.Host, b.Weight)
 	}
@@ -53,6 +53,6 @@ func ExampleFromFlags() {
 	if err != nil {
 		panic(err)
 	}
-	fmt.Println(cfg.Services[0].Pool.Strategy, len(cfg.Services[0].Pool.Backends))
+	fmt.Println(cfg.Pools[0].Strategy, len(cfg.Pools[0].Backends))
 	// Output: least_connections 3
 }

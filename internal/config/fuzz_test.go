@@ -91,11 +91,11 @@ func checkResult(t *testing.T, cfg *Config, err error) {
 
 func checkInvariants(t *testing.T, cfg *Config) {
 	t.Helper()
-	if len(cfg.Services) != 1 {
-		t.Fatalf("%d services", len(cfg.Services))
+	if len(cfg.Listeners) != 1 {
+		t.Fatalf("%d services", len(cfg.Listeners))
 	}
-	s := cfg.Services[0]
-	p := s.Pool
+	s := cfg.Listeners[0]
+	p := cfg.Pools[0]
 	if len(p.Backends) == 0 {
 		t.Fatal("no backends")
 	}

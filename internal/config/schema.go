@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"fulcrum/internal/route"
 )
 
 // Defaults of the flat form. The reference table is in doc.go.
@@ -42,7 +44,7 @@ func build(root *value, c *checker, baseDir string) *Config {
 	}
 	top := c.object("", root)
 
-	svc := Service{Name: "default"}
+	svc := Listener{Name: "default", Routes: []route.Spec{{Pool: "default"}}}
 	if s, ok := top.str("listen_addr", defaultListen); ok {
 		if _, err := checkListenAddr(s); err != nil {
 			c.add("listen_addr", "%v", err)
@@ -50,7 +52,7 @@ func build(root *value, c *checker, baseDir string) *Config {
 		svc.Listen = s
 	}
 
-	pool := &svc.Pool
+	pool := &Pool{Name: "default"}
 	pool.Backends = buildBackends(c, top.take("backends"))
 
 	pool.Strategy = defaultStrategy
@@ -119,6 +121,7 @@ func build(root *value, c *checker, baseDir string) *Config {
 	pool.ConnectTimeout, _ = top.duration("connect_timeout", 5*time.Second, true)
 	pool.ResponseHeaderTimeout, _ = top.duration("response_header_timeout", 60*time.Second, true)
 	svc.Limits.IdleTimeout, _ = top.duration("idle_timeout", 60*time.Second, true)
+	pool.IdleTimeout = svc.Limits.IdleTimeout
 	pool.MaxConnections, _ = top.integer("max_connections", 0, 0, noMax)
 	pool.QueueTimeout, _ = top.duration("queue_timeout", 0, false)
 	pool.SlowStart, _ = top.duration("slow_start", 0, false)
@@ -141,7 +144,7 @@ func build(root *value, c *checker, baseDir string) *Config {
 	lim.MaxConns, _ = top.integer("max_conns", 50000, 0, noMax)
 	lim.MaxConnsPerIP, _ = top.integer("max_conns_per_ip", 0, 0, noMax)
 
-	cfg := &Config{Services: []Service{svc}}
+	cfg := &Config{Listeners: []Listener{svc}, Pools: []Pool{*pool}, Flat: true}
 	buildAdmin(c, top, cfg, svc.Listen, baseDir)
 
 	cfg.ShutdownTimeout, _ = top.duration("shutdown_timeout", 30*time.Second, false)

@@ -10,7 +10,7 @@ func TestStickySecret(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := cfg.Services[0].Pool.Sticky.Secret; got != "k3y" {
+	if got := cfg.Pools[0].Sticky.Secret; got != "k3y" {
 		t.Fatalf("secret = %q", got)
 	}
 	_, err = Parse([]byte(`{"backends": ["http://a:1"], "sticky": {"type": "app_cookie", "cookie_name": "S", "secret": "x"}}`), "json", nil)

@@ -27,8 +27,8 @@ func TestHashKeyNeedsConsistentHash(t *testing.T) {
 		t.Errorf("unknown strategy with hash_key: %v, want only the strategy problem", err)
 	}
 	c := mustParse(t, `{"backends": ["http://a"], "hash_key": "path", "strategy": "consistent_hash"}`, "json", nil)
-	if c.Services[0].Pool.HashKey != (HashKey{Kind: KindPath}) || c.Warnings != nil {
-		t.Errorf("consistent_hash: HashKey %+v, warnings %v", c.Services[0].Pool.HashKey, c.Warnings)
+	if c.Pools[0].HashKey != (HashKey{Kind: KindPath}) || c.Warnings != nil {
+		t.Errorf("consistent_hash: HashKey %+v, warnings %v", c.Pools[0].HashKey, c.Warnings)
 	}
 }
 

@@ -4,12 +4,14 @@ import (
 	"log/slog"
 	"net/netip"
 	"time"
+
+	"fulcrum/internal/route"
 )
 
 // Config is a loaded, defaulted and validated configuration. It is the
 // compiled form: no JSON tags, no runtime state. The flat file form is a
-// shorthand for one HTTP service with one pool; later issues add more
-// services (listeners), routes, TLS and TCP mode as more Services.
+// shorthand for one listener named "default" on listen_addr, one pool named
+// "default" and one catch-all route from the listener to the pool.
 type Config struct {
 	// AdminAddr is where the admin listener binds ("" = no admin listener).
 	AdminAddr string
@@ -21,8 +23,12 @@ type Config struct {
 	// LogFormat is "text" or "json".
 	LogFormat string
 	AccessLog bool
-	// Services has exactly one element for the flat form.
-	Services []Service
+	// Listeners in document order; exactly one, "default", in the flat form.
+	Listeners []Listener
+	// Pools in document order; exactly one, "default", in the flat form.
+	Pools []Pool
+	// Flat is true when the file (or the flags) used the flat form.
+	Flat bool
 	// Warnings are things in the configuration that do not stop it from
 	// loading but are probably mistakes, such as "round_robin" with unequal
 	// weights. validate prints them; the engine logs them at start-up and
@@ -30,15 +36,27 @@ type Config struct {
 	Warnings []Problem
 }
 
-// Service is one listener with the pool behind it.
-type Service struct {
-	Name   string // "default" for the flat form
+// Listener is one address fulcrum accepts clients on, with its routes.
+type Listener struct {
+	Name   string // unique; "default" for the flat form
 	Listen string // listen_addr
 	// TrustedProxies are the peers whose X-Forwarded-For is believed.
 	TrustedProxies []netip.Prefix
 	Limits         Limits
 	RateLimit      *RateLimit // nil = off
-	Pool           Pool
+	// Routes in order, at least one. Every pool a route names (Pool or a
+	// Split target) exists in Config.Pools; route.Compile accepts them.
+	Routes []route.Spec
+}
+
+// Pool returns the pool named name, or nil.
+func (c *Config) Pool(name string) *Pool {
+	for i := range c.Pools {
+		if c.Pools[i].Name == name {
+			return &c.Pools[i]
+		}
+	}
+	return nil
 }
 
 // Limits protects the listener from hostile or broken clients.
@@ -46,8 +64,7 @@ type Limits struct {
 	ReadHeaderTimeout time.Duration
 	ReadTimeout       time.Duration // 0 = none
 	WriteTimeout      time.Duration // 0 = none
-	// IdleTimeout is how long a keep-alive connection (client side, and pooled
-	// upstream connections) may stay idle.
+	// IdleTimeout is how long a client keep-alive connection may stay idle.
 	IdleTimeout    time.Duration
 	MaxHeaderBytes int
 	MaxBodyBytes   int64 // 0 = unlimited
@@ -64,6 +81,7 @@ type RateLimit struct {
 
 // Pool is a group of backends and how traffic is spread over them.
 type Pool struct {
+	Name     string  // unique; "default" for the flat form
 	Strategy string  // one of Strategies
 	HashKey  HashKey // for consistent_hash
 	Backends []Backend
@@ -79,6 +97,8 @@ type Pool struct {
 
 	ConnectTimeout        time.Duration
 	ResponseHeaderTimeout time.Duration
+	// IdleTimeout is how long a pooled upstream connection may stay idle.
+	IdleTimeout time.Duration
 
 	// MaxConnections per backend (0 = unlimited).
 	MaxConnections int

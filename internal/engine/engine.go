@@ -64,20 +64,21 @@ func New(cfg *config.Config, opt Options) (*Engine, error) {
 	e := &Engine{opt: opt, log: opt.Logger}
 	e.cfg.Store(cfg)
 	e.logWarnings(cfg)
-	for _, sc := range cfg.Services {
+	for i, sc := range cfg.Listeners {
 		ln, err := listenConfig.Listen(context.Background(), "tcp", sc.Listen)
 		if err != nil {
 			e.closeListeners()
 			return nil, fmt.Errorf("listen_addr %q: %w", sc.Listen, err)
 		}
-		p := pool.New(&sc.Pool, sc.Limits.IdleTimeout, pool.Options{Logger: opt.Logger, Metrics: opt.Metrics})
+		pc := &cfg.Pools[i]
+		p := pool.New(pc, pc.IdleTimeout, pool.Options{Logger: opt.Logger, Metrics: opt.Metrics})
 		srv := proxy.New(settingsOf(cfg, &sc), p, proxy.Options{Logger: opt.Logger, Metrics: opt.Metrics})
 		e.services = append(e.services, &service{name: sc.Name, listen: sc.Listen, ln: ln, srv: srv, pool: p, done: make(chan error, 1)})
 	}
 	return e, nil
 }
 
-func settingsOf(cfg *config.Config, sc *config.Service) *proxy.Settings {
+func settingsOf(cfg *config.Config, sc *config.Listener) *proxy.Settings {
 	return &proxy.Settings{
 		Limits: sc.Limits, TrustedProxies: sc.TrustedProxies, AccessLog: cfg.AccessLog, RateLimit: sc.RateLimit,
 	}
@@ -120,11 +121,11 @@ func (e *Engine) Reload(ctx context.Context) (string, error) {
 		return "", err
 	}
 	cur := e.cfg.Load()
-	if len(next.Services) != len(e.services) {
+	if len(next.Listeners) != len(e.services) {
 		e.reloadResult(false)
 		return "", errors.New("the number of services cannot change on reload; restart fulcrum")
 	}
-	for i, sc := range next.Services {
+	for i, sc := range next.Listeners {
 		if sc.Listen != e.services[i].listen {
 			e.reloadResult(false)
 			return "", fixedOnReload("listen_addr", e.services[i].listen, sc.Listen)
@@ -148,10 +149,10 @@ func (e *Engine) Reload(ctx context.Context) (string, error) {
 		return "", fixedOnReload("log_format", cur.LogFormat, next.LogFormat)
 	}
 	// Everything is valid: apply.
-	for i := range next.Services {
-		sc := &next.Services[i]
+	for i := range next.Listeners {
+		sc := &next.Listeners[i]
 		s := e.services[i]
-		s.pool.Update(&sc.Pool, sc.Limits.IdleTimeout)
+		s.pool.Update(&next.Pools[i], next.Pools[i].IdleTimeout)
 		s.srv.Update(settingsOf(next, sc), s.pool)
 	}
 	if e.opt.LevelVar != nil {
@@ -160,8 +161,8 @@ func (e *Engine) Reload(ctx context.Context) (string, error) {
 	e.cfg.Store(next)
 	e.reloadResult(true)
 	var summary string
-	for _, sc := range next.Services {
-		summary += fmt.Sprintf("reloaded: %d backends, strategy %s", len(sc.Pool.Backends), sc.Pool.Strategy)
+	for _, pc := range next.Pools {
+		summary += fmt.Sprintf("reloaded: %d backends, strategy %s", len(pc.Backends), pc.Strategy)
 	}
 	e.log.Info("configuration reloaded", "summary", summary)
 	e.logWarnings(next)

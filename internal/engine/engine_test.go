@@ -183,8 +183,8 @@ func TestReloadAppliesStrategyAndBackends(t *testing.T) {
 		t.Errorf("summary %q, want one line naming 3 backends and the strategy", summary)
 	}
 	after := h.eng.Config()
-	if after == before || after.Services[0].Pool.Strategy != "weighted_round_robin" || len(after.Services[0].Pool.Backends) != 3 {
-		t.Fatalf("Config() after reload: strategy %q, %d backends", after.Services[0].Pool.Strategy, len(after.Services[0].Pool.Backends))
+	if after == before || after.Pools[0].Strategy != "weighted_round_robin" || len(after.Pools[0].Backends) != 3 {
+		t.Fatalf("Config() after reload: strategy %q, %d backends", after.Pools[0].Strategy, len(after.Pools[0].Backends))
 	}
 	// nginx smooth WRR over weights 1,1,2 repeats "c a b c".
 	if got := h.seq(8); got != "cabccabc" {
@@ -446,9 +446,10 @@ func TestNewPortBusy(t *testing.T) {
 		// listener must be closed again.
 		free := testutil.ClosedAddr(t)
 		c := parse(t, cfgJSON(free, "round_robin", bs, nil))
-		svc2 := c.Services[0]
+		svc2 := c.Listeners[0]
 		svc2.Name, svc2.Listen = "second", busy.Addr().String()
-		c.Services = append(c.Services, svc2)
+		c.Listeners = append(c.Listeners, svc2)
+		c.Pools = append(c.Pools, c.Pools[0])
 		e, err := engine.New(c, engine.Options{Logger: quiet})
 		if err == nil {
 			e.Shutdown(context.Background())

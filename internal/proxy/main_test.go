@@ -91,14 +91,14 @@ func startProxyWith(tb testing.TB, s proxySetup) *testProxy {
 	if err != nil {
 		tb.Fatalf("config: %v\n%s", err, js)
 	}
-	sc := &cfg.Services[0]
+	sc := &cfg.Listeners[0]
 	logger := s.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg, nil)
-	p := pool.New(&sc.Pool, sc.Limits.IdleTimeout, pool.Options{Metrics: m, Logger: logger})
+	p := pool.New(&cfg.Pools[0], cfg.Pools[0].IdleTimeout, pool.Options{Metrics: m, Logger: logger})
 	ctx, cancel := context.WithCancel(context.Background())
 	p.Start(ctx)
 	set := &proxy.Settings{Limits: sc.Limits, TrustedProxies: sc.TrustedProxies, AccessLog: cfg.AccessLog, RateLimit: sc.RateLimit}
