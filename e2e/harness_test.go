@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"fulcrum/internal/testutil"
 	"io"
 	"net"
 	"net/http"
@@ -262,16 +263,10 @@ func Get(t testing.TB, c *http.Client, url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// WaitFor polls cond every 20 ms until it holds or d passes.
+// WaitFor polls cond until it holds or d passes.
 func WaitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testutil.WaitFor(t, d, what, cond)
 }
 
 // ctxTimeout is a helper for bounded operations.

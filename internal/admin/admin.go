@@ -50,6 +50,7 @@ func New(ctl Controller, reg prometheus.Gatherer, token string, log *slog.Logger
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: nil}))
 	s.mux.HandleFunc("POST /admin/reload", s.reload)
 	s.mux.HandleFunc("GET /admin/backends", s.backends)
+	s.mux.HandleFunc("GET /admin/routes", s.routes)
 	// Profiles, for finding where time goes under load (behind the token).
 	s.mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 	s.mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)

@@ -1,6 +1,7 @@
-// Package engine compiles a config into running services (listener + pool),
-// owns hot reload (build beside the running config, swap, carry backend state
-// over) and graceful shutdown. It implements admin.Controller.
+// Package engine compiles a config into running parts (listeners, pools and
+// the routes between them), owns hot reload (build beside the running
+// config, swap, carry pool state over) and graceful shutdown. It implements
+// admin.Controller.
 package engine
 
 import (
@@ -35,24 +36,43 @@ type Options struct {
 // setsockopt calls per accepted connection. (Go sets TCP_NODELAY by default.)
 var listenConfig = net.ListenConfig{KeepAlive: -1}
 
-type service struct {
-	name   string
-	listen string
+// listener is one bound listen address and the server accepting on it. It
+// is kept across reloads while a listener of the new configuration names
+// the same listen_addr (its name may change).
+type listener struct {
+	listen string // listen_addr as configured
 	ln     net.Listener
 	srv    *proxy.Server
-	pool   *pool.Pool
-	done   chan error
+	done   chan struct{} // closed when Serve returned
 }
 
-// Engine runs the services of one config.
+// upstream is one configured pool, kept across reloads by name.
+type upstream struct {
+	pool *pool.Pool
+	up   *proxy.Upstream
+}
+
+// running is what serves now: an immutable value swapped by reload, so the
+// admin API reads it without a lock.
+type running struct {
+	cfg       *config.Config
+	listeners []*listener // in configuration order, like cfg.Listeners
+	pools     []*upstream // in configuration order, like cfg.Pools
+}
+
+// Engine runs the listeners and pools of one config.
 type Engine struct {
 	opt      Options
 	log      *slog.Logger
-	cfg      atomic.Pointer[config.Config]
-	services []*service
+	cur      atomic.Pointer[running]
 	reloadMu sync.Mutex
 	ctx      context.Context
 	cancel   context.CancelFunc
+	// failed receives the first serve error of any listener.
+	failed chan error
+	// draining counts listeners and pools a reload removed that are still
+	// finishing their requests; Shutdown waits for them.
+	draining sync.WaitGroup
 }
 
 // New binds every listener of cfg (so a busy port fails start-up before
@@ -61,122 +81,103 @@ func New(cfg *config.Config, opt Options) (*Engine, error) {
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
-	e := &Engine{opt: opt, log: opt.Logger}
-	e.cfg.Store(cfg)
+	e := &Engine{opt: opt, log: opt.Logger, failed: make(chan error, 1)}
 	e.logWarnings(cfg)
-	for i, sc := range cfg.Listeners {
-		ln, err := listenConfig.Listen(context.Background(), "tcp", sc.Listen)
+	run := &running{cfg: cfg}
+	for i := range cfg.Listeners {
+		lc := &cfg.Listeners[i]
+		ln, err := listenConfig.Listen(context.Background(), "tcp", lc.Listen)
 		if err != nil {
-			e.closeListeners()
-			return nil, fmt.Errorf("listen_addr %q: %w", sc.Listen, err)
+			for _, l := range run.listeners {
+				l.ln.Close()
+			}
+			return nil, bindError(cfg, i, err)
 		}
-		pc := &cfg.Pools[i]
-		p := pool.New(pc, pc.IdleTimeout, pool.Options{Logger: opt.Logger, Metrics: opt.Metrics})
-		srv := proxy.New(settingsOf(cfg, &sc), p, proxy.Options{Logger: opt.Logger, Metrics: opt.Metrics})
-		e.services = append(e.services, &service{name: sc.Name, listen: sc.Listen, ln: ln, srv: srv, pool: p, done: make(chan error, 1)})
+		run.listeners = append(run.listeners, &listener{listen: lc.Listen, ln: ln})
 	}
+	ups := map[string]*proxy.Upstream{}
+	for i := range cfg.Pools {
+		u := e.newUpstream(&cfg.Pools[i])
+		run.pools = append(run.pools, u)
+		ups[u.up.Name] = u.up
+	}
+	for i, l := range run.listeners {
+		lc := &cfg.Listeners[i]
+		rt, err := proxy.NewRouting(lc.Name, lc.Routes, ups)
+		if err != nil {
+			for _, l := range run.listeners {
+				l.ln.Close()
+			}
+			return nil, fmt.Errorf("listeners[%d] (%s): %w", i, lc.Name, err)
+		}
+		l.srv = proxy.New(settingsOf(cfg, lc), rt, proxy.Options{Logger: opt.Logger, Metrics: opt.Metrics})
+	}
+	e.cur.Store(run)
 	return e, nil
 }
 
-func settingsOf(cfg *config.Config, sc *config.Listener) *proxy.Settings {
+// bindError names the listener whose address could not be bound.
+func bindError(cfg *config.Config, i int, err error) error {
+	lc := &cfg.Listeners[i]
+	if cfg.Flat {
+		return fmt.Errorf("listen_addr %q: %w", lc.Listen, err)
+	}
+	return fmt.Errorf("listeners[%d] (%s): listen_addr %q: %w", i, lc.Name, lc.Listen, err)
+}
+
+func (e *Engine) newUpstream(pc *config.Pool) *upstream {
+	p := pool.New(pc, pc.IdleTimeout, pool.Options{Logger: e.opt.Logger, Metrics: e.opt.Metrics})
+	return &upstream{pool: p, up: proxy.NewUpstream(pc.Name, p)}
+}
+
+func settingsOf(cfg *config.Config, lc *config.Listener) *proxy.Settings {
 	return &proxy.Settings{
-		Limits: sc.Limits, TrustedProxies: sc.TrustedProxies, AccessLog: cfg.AccessLog, RateLimit: sc.RateLimit,
+		Limits: lc.Limits, TrustedProxies: lc.TrustedProxies, AccessLog: cfg.AccessLog, RateLimit: lc.RateLimit,
 	}
 }
 
-func (e *Engine) closeListeners() {
-	for _, s := range e.services {
-		s.ln.Close()
-	}
-}
+// Addr returns the bound address of the first listener (useful with port 0).
+func (e *Engine) Addr() net.Addr { return e.cur.Load().listeners[0].ln.Addr() }
 
-// Addr returns the bound address of the first service (useful with port 0).
-func (e *Engine) Addr() net.Addr { return e.services[0].ln.Addr() }
+// ListenerAddr returns the bound address of the listener named name, or nil.
+func (e *Engine) ListenerAddr(name string) net.Addr {
+	run := e.cur.Load()
+	for i := range run.cfg.Listeners {
+		if run.cfg.Listeners[i].Name == name {
+			return run.listeners[i].ln.Addr()
+		}
+	}
+	return nil
+}
 
 // Start starts health checks and serving.
 func (e *Engine) Start(ctx context.Context) {
 	e.ctx, e.cancel = context.WithCancel(ctx)
-	for _, s := range e.services {
-		s.pool.Start(e.ctx)
-		go func(s *service) { s.done <- s.srv.Serve(s.ln) }(s)
+	run := e.cur.Load()
+	for _, u := range run.pools {
+		u.pool.Start(e.ctx)
 	}
+	for _, l := range run.listeners {
+		e.serve(l)
+	}
+}
+
+// serve starts accepting on l.
+func (e *Engine) serve(l *listener) {
+	l.done = make(chan struct{})
+	go func() {
+		defer close(l.done)
+		if err := l.srv.Serve(l.ln); err != nil {
+			select {
+			case e.failed <- fmt.Errorf("listener %s: %w", l.listen, err):
+			default:
+			}
+		}
+	}()
 }
 
 // Config returns the running configuration.
-func (e *Engine) Config() *config.Config { return e.cfg.Load() }
-
-// Reload re-reads the configuration and applies it. An invalid file (or one
-// that changes what cannot change live) leaves everything as it was. The
-// summary is one line, followed by one "warning: ..." line per warning of
-// the new configuration.
-func (e *Engine) Reload(ctx context.Context) (string, error) {
-	e.reloadMu.Lock()
-	defer e.reloadMu.Unlock()
-	if e.opt.Loader == nil {
-		return "", errors.New("no configuration file to reload (started from flags)")
-	}
-	next, err := e.opt.Loader()
-	if err != nil {
-		e.reloadResult(false)
-		return "", err
-	}
-	cur := e.cfg.Load()
-	if len(next.Listeners) != len(e.services) {
-		e.reloadResult(false)
-		return "", errors.New("the number of services cannot change on reload; restart fulcrum")
-	}
-	for i, sc := range next.Listeners {
-		if sc.Listen != e.services[i].listen {
-			e.reloadResult(false)
-			return "", fixedOnReload("listen_addr", e.services[i].listen, sc.Listen)
-		}
-	}
-	// The admin listener stays bound to the address it started on, so a file
-	// naming another one is refused, never half-applied. This is also what
-	// keeps the rule "a non-loopback admin address needs a token" true of the
-	// bound listener: config.Load checked that rule against next.AdminAddr,
-	// which is now known to be the bound address. Accepting a loopback
-	// admin_addr without a token while 0.0.0.0 stayed bound would switch
-	// authentication off on a public listener.
-	if next.AdminAddr != cur.AdminAddr {
-		e.reloadResult(false)
-		return "", fixedOnReload("admin_addr", cur.AdminAddr, next.AdminAddr)
-	}
-	// The log handler (text or JSON) is built once at start-up: refuse a
-	// change rather than accept it and keep writing the old format.
-	if next.LogFormat != cur.LogFormat {
-		e.reloadResult(false)
-		return "", fixedOnReload("log_format", cur.LogFormat, next.LogFormat)
-	}
-	// Everything is valid: apply.
-	for i := range next.Listeners {
-		sc := &next.Listeners[i]
-		s := e.services[i]
-		s.pool.Update(&next.Pools[i], next.Pools[i].IdleTimeout)
-		s.srv.Update(settingsOf(next, sc), s.pool)
-	}
-	if e.opt.LevelVar != nil {
-		e.opt.LevelVar.Set(next.LogLevel)
-	}
-	e.cfg.Store(next)
-	e.reloadResult(true)
-	var summary string
-	for _, pc := range next.Pools {
-		summary += fmt.Sprintf("reloaded: %d backends, strategy %s", len(pc.Backends), pc.Strategy)
-	}
-	e.log.Info("configuration reloaded", "summary", summary)
-	e.logWarnings(next)
-	for _, w := range next.Warnings {
-		summary += "\nwarning: " + w.String()
-	}
-	return summary, nil
-}
-
-// fixedOnReload is the refusal of a reload that changes key, which only a
-// restart can change.
-func fixedOnReload(key, running, file string) error {
-	return fmt.Errorf("%s: cannot change on reload (running %q, file says %q); restart fulcrum", key, running, file)
-}
+func (e *Engine) Config() *config.Config { return e.cur.Load().cfg }
 
 // logWarnings logs each of cfg's warnings (things that load but are probably
 // mistakes) on a line of its own.
@@ -186,28 +187,26 @@ func (e *Engine) logWarnings(cfg *config.Config) {
 	}
 }
 
-func (e *Engine) reloadResult(ok bool) {
-	if e.opt.Metrics != nil {
-		e.opt.Metrics.Reload(ok)
-	}
-}
-
 // AdminToken is the running configuration's admin token (admin.TokenSource).
-func (e *Engine) AdminToken() string { return e.cfg.Load().AdminToken }
+func (e *Engine) AdminToken() string { return e.cur.Load().cfg.AdminToken }
 
-// Backends lists the backends of every service.
+// Backends lists the backends of every pool, pool by pool.
 func (e *Engine) Backends() []pool.Status {
 	var out []pool.Status
-	for _, s := range e.services {
-		out = append(out, s.pool.Statuses()...)
+	for _, u := range e.cur.Load().pools {
+		out = append(out, u.pool.Statuses()...)
 	}
 	return out
 }
 
+// Listeners returns the running listeners with their routes (for
+// /admin/routes).
+func (e *Engine) Listeners() []config.Listener { return e.cur.Load().cfg.Listeners }
+
 // BackendSamples implements metrics.BackendSource.
 func (e *Engine) BackendSamples(dst []metrics.BackendSample) []metrics.BackendSample {
-	for _, s := range e.services {
-		dst = s.pool.BackendSamples(dst)
+	for _, u := range e.cur.Load().pools {
+		dst = u.pool.BackendSamples(dst)
 	}
 	return dst
 }
@@ -215,37 +214,44 @@ func (e *Engine) BackendSamples(dst []metrics.BackendSample) []metrics.BackendSa
 // Shutdown stops accepting, lets in-flight requests finish until ctx ends,
 // then stops health checks and closes upstream connections.
 func (e *Engine) Shutdown(ctx context.Context) error {
+	run := e.cur.Load()
 	if e.cancel == nil {
 		// Never started (e.g. the admin listener failed to bind): nothing
 		// serves, so no serve result will come; release what New bound.
-		e.closeListeners()
-		for _, s := range e.services {
-			s.pool.Stop()
+		for _, l := range run.listeners {
+			l.ln.Close()
+		}
+		for _, u := range run.pools {
+			u.pool.Stop()
 		}
 		return nil
 	}
+	// Hold off reloads: none may start a listener or pool now.
+	e.reloadMu.Lock()
+	defer e.reloadMu.Unlock()
 	var wg sync.WaitGroup
-	errs := make([]error, len(e.services))
-	for i, s := range e.services {
+	errs := make([]error, len(run.listeners))
+	for i, l := range run.listeners {
 		wg.Add(1)
-		go func(i int, s *service) {
+		go func() {
 			defer wg.Done()
-			errs[i] = s.srv.Shutdown(ctx)
-		}(i, s)
+			errs[i] = l.srv.Shutdown(ctx)
+		}()
 	}
 	wg.Wait()
-	for _, s := range e.services {
-		s.pool.Stop()
+	e.draining.Wait()
+	for _, u := range run.pools {
+		u.pool.Stop()
+	}
+	for _, l := range run.listeners {
 		select {
-		case <-s.done:
+		case <-l.done:
 		case <-time.After(time.Second):
 		}
 	}
-	if e.cancel != nil {
-		e.cancel()
-	}
+	e.cancel()
 	return errors.Join(errs...)
 }
 
 // Done returns a channel that receives a serve error if a listener fails.
-func (e *Engine) Done() <-chan error { return e.services[0].done }
+func (e *Engine) Done() <-chan error { return e.failed }

@@ -265,28 +265,56 @@ func TestReloadInvalidKeepsRunningConfig(t *testing.T) {
 	}
 }
 
-func TestReloadListenAddrRefused(t *testing.T) {
+// A reload may move the listener: the new address is bound before the old
+// one closes. A busy new address refuses the whole reload and changes
+// nothing.
+func TestReloadMovesListener(t *testing.T) {
 	t.Parallel()
 	bs := startBackends(t, "a", "b")
 	h := start(t, cfgJSON("", "round_robin", bs, nil))
-	before := h.eng.Config()
-	addr := h.eng.Addr().String()
-	// Even the actually bound address differs from the configured "127.0.0.1:0".
-	for _, listen := range []string{"127.0.0.1:1", addr, "localhost:0"} {
-		writeFile(t, h.path, cfgJSON(listen, "random", bs[:1], nil))
-		_, err := h.eng.Reload(context.Background())
-		if err == nil || !strings.Contains(err.Error(), "listen_addr") {
-			t.Fatalf("listen %q: Reload error %v, want a listen_addr error", listen, err)
-		}
-		if h.eng.Config() != before || h.eng.Addr().String() != addr {
-			t.Fatalf("listen %q: running config or listener changed", listen)
-		}
-		if got := h.seq(2); got != "ab" && got != "ba" {
-			t.Fatalf("listen %q: traffic after the refused reload: %q", listen, got)
-		}
+	old := h.eng.Addr().String()
+
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
 	}
-	if h.reloads("failure") != 3 || h.reloads("success") != 0 {
-		t.Errorf("reload metrics success=%v failure=%v, want 0 and 3", h.reloads("success"), h.reloads("failure"))
+	defer busy.Close()
+	before := h.eng.Config()
+	writeFile(t, h.path, cfgJSON(busy.Addr().String(), "random", bs[:1], nil))
+	_, err = h.eng.Reload(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "listen_addr") || !errors.Is(err, syscall.EADDRINUSE) {
+		t.Fatalf("reload onto a busy port: %v, want a listen_addr error wrapping EADDRINUSE", err)
+	}
+	if h.eng.Config() != before || h.eng.Addr().String() != old {
+		t.Fatal("a refused reload changed the running config or listener")
+	}
+	if got := h.seq(2); got != "ab" && got != "ba" {
+		t.Fatalf("traffic after the refused reload: %q", got)
+	}
+
+	next := testutil.ClosedAddr(t)
+	writeFile(t, h.path, cfgJSON(next, "round_robin", bs[1:], nil))
+	if _, err := h.eng.Reload(context.Background()); err != nil {
+		t.Fatalf("reload to %s: %v", next, err)
+	}
+	if got := h.eng.Addr().String(); got != next {
+		t.Fatalf("Addr after the move: %s, want %s", got, next)
+	}
+	if got := h.seq(2); got != "bb" {
+		t.Fatalf("traffic on the new address: %q, want bb", got)
+	}
+	// The old address stops accepting once its connections drained.
+	h.cl.Transport.(*http.Transport).CloseIdleConnections()
+	testutil.WaitFor(t, 5*time.Second, "the old address to close", func() bool {
+		c, err := net.DialTimeout("tcp", old, time.Second)
+		if err != nil {
+			return true
+		}
+		c.Close()
+		return false
+	})
+	if h.reloads("failure") != 1 || h.reloads("success") != 1 {
+		t.Errorf("reload metrics success=%v failure=%v, want 1 and 1", h.reloads("success"), h.reloads("failure"))
 	}
 }
 

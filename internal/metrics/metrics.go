@@ -40,6 +40,7 @@ const (
 	RejectConnLimitIP    = "conn_limit_ip"
 	RejectBackendsBusy   = "backends_busy"
 	RejectTimeout        = "timeout"
+	RejectNoRoute        = "no_route"
 )
 
 // NoBackendLabel is the backend label value used by NoBackend.
@@ -175,7 +176,7 @@ func New(reg prometheus.Registerer, src BackendSource) *Metrics {
 		Help: "Requests rejected before reaching a backend, by reason.",
 	}, []string{labelReason})
 	m.rejected.init(rejectedVec, RejectBadRequest, RejectHeaderTooLarge,
-		RejectBodyTooLarge, RejectRateLimited, RejectConnLimit, RejectConnLimitIP, RejectBackendsBusy, RejectTimeout)
+		RejectBodyTooLarge, RejectRateLimited, RejectConnLimit, RejectConnLimitIP, RejectBackendsBusy, RejectTimeout, RejectNoRoute)
 
 	reloads := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "fulcrum_reloads_total",

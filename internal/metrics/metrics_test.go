@@ -483,7 +483,7 @@ func TestProductMetrics(t *testing.T) {
 	m.Rejected(RejectRateLimited)
 	m.Rejected("tls_required") // not pre-created: gets its own series
 	wantSeries(t, reg, "fulcrum_rejected_requests_total", map[string]float64{
-		"reason=bad_request": 1, "reason=header_too_large": 0, "reason=body_too_large": 0,
+		"reason=bad_request": 1, "reason=header_too_large": 0, "reason=body_too_large": 0, "reason=no_route": 0,
 		"reason=rate_limited": 2, "reason=conn_limit": 0, "reason=tls_required": 1,
 		"reason=conn_limit_ip": 0, "reason=backends_busy": 0, "reason=timeout": 0,
 	})

@@ -183,13 +183,7 @@ func listener(t *testing.T) string {
 // eventually polls cond (real time) until it holds or d passes.
 func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	testutil.WaitFor(t, d, what, cond)
 }
 
 // usableHosts lists the hosts a snapshot counts as usable at now.

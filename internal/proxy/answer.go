@@ -7,6 +7,7 @@ import (
 
 	"fulcrum/internal/h1"
 	"fulcrum/internal/metrics"
+	"fulcrum/internal/route"
 )
 
 // allowMethods is the Allow field of fulcrum's 405 for CONNECT (RFC 9110
@@ -29,12 +30,7 @@ func (c *clientConn) writeError(status int, msg string, keep bool) bool {
 // unless the server is shutting down.
 func (c *clientConn) writeAnswer(status int, msg string, keep bool, extra []byte) bool {
 	keep = keep && !c.srv.shutting.Load()
-	b := c.out[:0]
-	b = append(b, "HTTP/1.1 "...)
-	b = strconv.AppendInt(b, int64(status), 10)
-	b = append(b, ' ')
-	b = append(b, http.StatusText(status)...)
-	b = append(b, "\r\nContent-Type: text/plain; charset=utf-8\r\n"...)
+	b := appendOwnHead(c.out[:0], status, route.DefaultContentType)
 	b = append(b, extra...)
 	b = append(b, "Content-Length: "...)
 	b = strconv.AppendInt(b, int64(len(msg)+1), 10)
@@ -72,6 +68,18 @@ func (c *clientConn) refuse(e *h1.Error) {
 		extra = allowField
 	}
 	c.writeAnswer(e.Status, e.Msg, false, extra)
+}
+
+// appendOwnHead appends the status line and Content-Type of one of
+// fulcrum's own answers.
+func appendOwnHead(b []byte, status int, ctype string) []byte {
+	b = append(b, "HTTP/1.1 "...)
+	b = strconv.AppendInt(b, int64(status), 10)
+	b = append(b, ' ')
+	b = append(b, http.StatusText(status)...)
+	b = append(b, "\r\nContent-Type: "...)
+	b = append(b, ctype...)
+	return append(b, '\r', '\n')
 }
 
 var allowField = []byte("Allow: " + allowMethods + "\r\n")

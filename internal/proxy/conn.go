@@ -16,6 +16,7 @@ import (
 	"fulcrum/internal/balance"
 	"fulcrum/internal/h1"
 	"fulcrum/internal/rawio"
+	"fulcrum/internal/route"
 )
 
 const (
@@ -81,6 +82,9 @@ type scratch struct {
 	resp      h1.Response
 	breq      balance.Request
 	out       []byte // outbound head buffer, reused
+	out2      []byte // a second head buffer (a redirect's Location)
+	opsBuf    []byte // spare head buffer for header modifiers (applyOps)
+	rreq      route.Request
 	body      []byte // replay buffer for request bodies, reused
 	chunk     h1.ChunkedCopier
 	keyBuf    []byte

@@ -35,80 +35,14 @@ const (
 	failStale
 )
 
-// reqInfo holds what the request path still needs after the head's buffer
-// has been released.
-type reqInfo struct {
-	method     string
-	minor      int
-	keepAlive  bool
-	isHead     bool
-	idempotent bool
-	upgrade    bool
-	chunked    bool
-	cl         int64
-	expect     bool
-	accessLog  bool       // access_log as the request started (a reload meanwhile does not change it)
-	path       string     // only with access_log
-	host       string     // only with access_log
-	client     netip.Addr // the client address (resolved behind trusted proxies), for the access log
-	stickyIdx  int        // member index pinned by session persistence, -1 if none
-	stickyRes  stickyResult
-	https      bool   // a trusted proxy reported X-Forwarded-Proto: https
-	appCookie  []byte // app_cookie value seen in the request (aliases c.appCookie)
-}
-
-func (c *clientConn) handle(set *Settings) (keep bool) {
-	start := time.Now()
+// forward sends the request to a backend of u, with retries, and relays
+// the answer. The request head is still in c.br; ri describes it.
+func (c *clientConn) forward(set *Settings, u *Upstream, ri *reqInfo, start time.Time) (keep bool) {
 	req := &c.req
-	// Everything written to the client, including fulcrum's own answers,
-	// is bounded by write_timeout.
-	c.tc.WriteTimeout = set.Limits.WriteTimeout
-	p := c.srv.pool.Load()
+	p := u.Pool
 	snap := p.Snapshot()
 	cfg := snap.Cfg
-	clientIP := c.clientIP(set)
-
-	ri := reqInfo{
-		method: methodName(req.Method), minor: req.Minor, keepAlive: req.KeepAlive,
-		upgrade: req.Upgrade, chunked: req.Chunked, cl: req.ContentLength, expect: req.ExpectContinue,
-		stickyIdx: -1, client: clientIP,
-	}
-	ri.isHead = ri.method == "HEAD"
-	ri.idempotent = ri.method == "GET" || ri.method == "HEAD" || ri.method == "OPTIONS" ||
-		h1.Get(req.Headers, "Idempotency-Key") != nil
-	if len(set.TrustedProxies) > 0 && c.peerTrusted(set) {
-		ri.https = h1.EqualFold(h1.Get(req.Headers, "X-Forwarded-Proto"), "https")
-	}
-	if set.AccessLog {
-		ri.accessLog = true
-		ri.path = string(req.Target)
-		ri.host = string(req.Host)
-	}
-
-	// Rate limiting happens before anything else touches a backend.
-	if lim := c.srv.limiter.Load(); lim != nil {
-		if ok, retry := lim.allow(c.rateKey(lim, clientIP), start); !ok {
-			c.srv.countRejected(metrics.RejectRateLimited)
-			c.br.Discard(req.HeadLen)
-			return c.writeRateLimited(retry, ri, start)
-		}
-	}
-	if max := set.Limits.MaxBodyBytes; max > 0 && req.ContentLength > max {
-		c.srv.countRejected(metrics.RejectBodyTooLarge)
-		c.writeError(413, "request body too large", false)
-		c.srv.finish(c, nil, ri, 413, start, nil)
-		return false
-	}
-	// A chunked body is streamed, so its head reaches a backend before the
-	// body is read; refuse at least what already arrived malformed with
-	// the head (the usual shape of a smuggling attempt) before forwarding.
-	if req.Chunked && h1.ScanChunked(c.br.Buffered()[req.HeadLen:], 4096) != nil {
-		c.srv.countRejected(metrics.RejectBadRequest)
-		c.writeError(400, "malformed chunked body", false)
-		c.srv.finish(c, nil, ri, 400, start, nil)
-		return false
-	}
-
+	clientIP := ri.client
 	c.breq = balance.Request{}
 	switch cfg.Strategy {
 	case "ip_hash":
@@ -118,7 +52,8 @@ func (c *clientConn) handle(set *Settings) (keep bool) {
 			c.breq.Hash, c.breq.HasHash = balance.Hash64(key), true
 		}
 	}
-	if st := c.srv.sticky.Load(); st != nil {
+	if st := u.sticky.Load(); st != nil {
+		ri.sticky = st
 		ri.stickyIdx, ri.stickyRes = st.lookup(c, snap, clientIP)
 		if st.cfg.Type == "app_cookie" {
 			if v := CookieValue(req.Headers, st.cfg.CookieName); len(v) > 0 {
@@ -129,7 +64,10 @@ func (c *clientConn) handle(set *Settings) (keep bool) {
 	}
 
 	// Build the outbound head while the request head is still in the buffer.
-	c.out = c.appendRequestHead(c.out[:0], set, clientIP)
+	c.out = c.appendRequestHead(c.out[:0], set, ri.entry.rt)
+	if ops := ri.entry.rt.RequestHeaders(); !ops.Empty() {
+		c.out = c.applyOps(c.out, ops)
+	}
 	c.br.Discard(req.HeadLen)
 
 	// Buffer a small body so that the request can be replayed on another backend.
@@ -142,7 +80,7 @@ func (c *clientConn) handle(set *Settings) (keep bool) {
 		c.tc.ArmRead(set.Limits.ReadTimeout)
 		c.body = c.body[:0]
 		if _, err := h1.CopyLength((*appendWriter)(&c.body), &c.br, ri.cl); err != nil {
-			c.srv.finish(c, nil, ri, c.clientBodyFailed(err), start, err)
+			c.srv.finish(c, nil, *ri, c.clientBodyFailed(err), start, err)
 			return false
 		}
 		replayable = true
@@ -183,7 +121,7 @@ func (c *clientConn) handle(set *Settings) (keep bool) {
 		if err != nil {
 			if lastKind == failNone {
 				c.srv.warnLimited("no backend available", "pool_usable", snap.Usable)
-				return c.unavailable(&ri, start, "no backend available", replayable)
+				return c.unavailable(ri, start, "no backend available", replayable)
 			}
 			break
 		}
@@ -191,7 +129,7 @@ func (c *clientConn) handle(set *Settings) (keep bool) {
 		if mem == nil {
 			if lastKind == failNone {
 				c.srv.countRejected(metrics.RejectBackendsBusy)
-				return c.unavailable(&ri, start, "all backends are busy", replayable)
+				return c.unavailable(ri, start, "all backends are busy", replayable)
 			}
 			break
 		}
@@ -202,10 +140,10 @@ func (c *clientConn) handle(set *Settings) (keep bool) {
 		}
 		fresh := sameAgain != nil
 		sameAgain = nil
-		kind, err, st, keepClient := c.attempt(set, cfg, p, snap, mem, &ri, bodyLen, &bodyStarted, start, fresh)
+		kind, err, st, keepClient := c.attempt(set, cfg, p, snap, mem, ri, bodyLen, &bodyStarted, start, fresh)
 		if kind == failNone || kind == failClient || kind == failTooLarge {
 			status = st
-			c.srv.finish(c, mem, ri, st, start, err)
+			c.srv.finish(c, mem, *ri, st, start, err)
 			return keepClient
 		}
 		if kind == failStale {
@@ -221,7 +159,7 @@ func (c *clientConn) handle(set *Settings) (keep bool) {
 			kind = failReset
 		}
 		lastKind, lastErr = kind, err
-		if !c.canRetry(kind, ri, replayable, bodyStarted, attempt, cfg) {
+		if !c.canRetry(kind, *ri, replayable, bodyStarted, attempt, cfg) {
 			break
 		}
 		// A connect failure never reached a backend, so retrying it adds no
@@ -247,7 +185,7 @@ func (c *clientConn) handle(set *Settings) (keep bool) {
 		status = 502
 		c.writeError(502, "bad gateway", false)
 	}
-	c.srv.finish(c, lastMem, ri, status, start, lastErr)
+	c.srv.finish(c, lastMem, *ri, status, start, lastErr)
 	return false
 }
 
@@ -617,7 +555,7 @@ func (c *clientConn) relayResponse(set *Settings, snap *pool.Snapshot, mem *pool
 		frame = resp.ContentLength
 	}
 	var cookie []byte
-	if st := c.srv.sticky.Load(); st != nil && ri.stickyRes != stickyNone {
+	if st := ri.sticky; st != nil && ri.stickyRes != stickyNone {
 		used := mem.Backend.Index
 		res := ri.stickyRes
 		if res == stickyHit && used != ri.stickyIdx {
@@ -634,6 +572,9 @@ func (c *clientConn) relayResponse(set *Settings, snap *pool.Snapshot, mem *pool
 	if keep && ri.minor == 0 {
 		// HTTP/1.0 closes by default: say that this connection stays open.
 		c.out = append(c.out[:len(c.out)-2], "Connection: keep-alive\r\n\r\n"...)
+	}
+	if ri.splitSet != 0 || !ri.entry.rt.ResponseHeaders().Empty() {
+		c.out = c.finishResponseHead(c.out, ri)
 	}
 	uc.R.Discard(resp.HeadLen)
 	c.tc.WriteTimeout = set.Limits.WriteTimeout

@@ -8,6 +8,7 @@ import (
 
 	"fulcrum/internal/config"
 	"fulcrum/internal/h1"
+	"fulcrum/internal/route"
 )
 
 // hop-by-hop fields (RFC 9110 7.6.1) plus the framing and forwarding fields
@@ -106,10 +107,23 @@ func isClientIdentity(name []byte) bool {
 
 // appendRequestHead writes the request line and fields for the backend,
 // without the framing field and the final CRLF.
-func (c *clientConn) appendRequestHead(dst []byte, set *Settings, client netip.Addr) []byte {
+//
+// rt's rewrites apply: strip_prefix and add_prefix change the target (always
+// sent in origin form then), host_rewrite the Host field; X-Forwarded-Host
+// keeps the client's host.
+func (c *clientConn) appendRequestHead(dst []byte, set *Settings, rt *route.Route) []byte {
 	req := &c.req
 	target := req.Target
 	host := req.Host
+	if rt.Rewrites() {
+		if target[0] != '/' && target[0] != '*' {
+			host = authority(req)
+		}
+		dst = append(dst, req.Method...)
+		dst = append(dst, ' ')
+		dst = rt.AppendTarget(dst, target)
+		goto version
+	}
 	if target[0] != '/' && target[0] != '*' {
 		// absolute-form: the authority replaces Host (RFC 9112 3.2.2).
 		rest := target[bytes.Index(target, []byte("://"))+3:]
@@ -134,7 +148,11 @@ version:
 	// HTTP/1.1 requires a Host field; an HTTP/1.0 request without one is
 	// sent with an empty Host, as RFC 9112 3.2 prescribes.
 	dst = append(dst, "Host: "...)
-	dst = append(dst, host...)
+	if hr := rt.HostRewrite(); hr != "" {
+		dst = append(dst, hr...)
+	} else {
+		dst = append(dst, host...)
+	}
 	dst = append(dst, '\r', '\n')
 	var ct connTokens
 	ct.collect(req.Headers)

@@ -102,7 +102,7 @@ func startProxyWith(tb testing.TB, s proxySetup) *testProxy {
 	ctx, cancel := context.WithCancel(context.Background())
 	p.Start(ctx)
 	set := &proxy.Settings{Limits: sc.Limits, TrustedProxies: sc.TrustedProxies, AccessLog: cfg.AccessLog, RateLimit: sc.RateLimit}
-	srv := proxy.New(set, p, proxy.Options{Metrics: m, Logger: logger})
+	srv := proxy.New(set, proxy.SinglePool("default", proxy.NewUpstream("default", p)), proxy.Options{Metrics: m, Logger: logger})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
@@ -400,14 +400,8 @@ func okResponse(body string) []byte {
 	return []byte("HTTP/1.1 200 OK\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body)
 }
 
-// waitFor polls cond every few milliseconds until it holds or d passes.
+// waitFor polls cond until it holds or d passes.
 func waitFor(tb testing.TB, d time.Duration, what string, cond func() bool) {
 	tb.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.WaitFor(tb, d, what, cond)
 }

@@ -17,7 +17,6 @@ import (
 
 	"fulcrum/internal/config"
 	"fulcrum/internal/metrics"
-	"fulcrum/internal/pool"
 )
 
 // Settings are the listener-level settings; they can change on reload.
@@ -34,9 +33,8 @@ type Server struct {
 	metrics *metrics.Metrics
 
 	settings atomic.Pointer[Settings]
-	pool     atomic.Pointer[pool.Pool]
+	routing  atomic.Pointer[Routing]
 	limiter  atomic.Pointer[rateLimiter]
-	sticky   atomic.Pointer[sticky]
 
 	mu       sync.Mutex
 	conns    map[*clientConn]struct{}
@@ -59,22 +57,21 @@ type Options struct {
 	Metrics *metrics.Metrics
 }
 
-// New returns a server for p with settings s.
-func New(s *Settings, p *pool.Pool, opt Options) *Server {
+// New returns a server for the routes r with settings s.
+func New(s *Settings, r *Routing, opt Options) *Server {
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
 	srv := &Server{log: opt.Logger, metrics: opt.Metrics, conns: map[*clientConn]struct{}{}, perIP: map[netip.Addr]int{}}
-	srv.Update(s, p)
+	srv.Update(s, r)
 	srv.bufs.New = func() any { b := make([]byte, readBufSize); return &b }
 	return srv
 }
 
-// Update swaps settings and pool for the next requests (hot reload).
-func (s *Server) Update(set *Settings, p *pool.Pool) {
+// Update swaps settings and routes for the next requests (hot reload).
+func (s *Server) Update(set *Settings, r *Routing) {
 	s.settings.Store(set)
-	s.pool.Store(p)
-	s.sticky.Store(newSticky(p.Snapshot().Cfg.Sticky, s.sticky.Load()))
+	s.routing.Store(r)
 	if set.RateLimit != nil {
 		old := s.limiter.Load()
 		if old == nil || !old.sameConfig(set.RateLimit) {
@@ -85,8 +82,8 @@ func (s *Server) Update(set *Settings, p *pool.Pool) {
 	}
 }
 
-// Pool returns the current pool.
-func (s *Server) Pool() *pool.Pool { return s.pool.Load() }
+// Routing returns the current routes.
+func (s *Server) Routing() *Routing { return s.routing.Load() }
 
 const readBufSize = 4096
 

@@ -131,27 +131,7 @@ func (s *sticky) setCookie(dst []byte, res stickyResult, used int, pinned int, s
 		dst = append(dst, s.cfg.CookieName...)
 		dst = append(dst, '=')
 		dst = appendHex16(dst, id)
-		dst = append(dst, "; Path=/"...)
-		if s.cfg.TTL > 0 {
-			dst = append(dst, "; Max-Age="...)
-			// Round up: a sub-second ttl must not become Max-Age=0, which
-			// tells the browser to delete the cookie at once (RFC 6265 5.2.2).
-			dst = strconv.AppendInt(dst, int64((s.cfg.TTL+time.Second-1)/time.Second), 10)
-		}
-		if s.cfg.Secure == "true" || (s.cfg.Secure == "auto" && (s.cfg.SameSite == "none" || httpsClient)) {
-			dst = append(dst, "; Secure"...)
-		}
-		if s.cfg.HTTPOnly {
-			dst = append(dst, "; HttpOnly"...)
-		}
-		switch s.cfg.SameSite {
-		case "lax":
-			dst = append(dst, "; SameSite=Lax"...)
-		case "strict":
-			dst = append(dst, "; SameSite=Strict"...)
-		case "none":
-			dst = append(dst, "; SameSite=None"...)
-		}
+		dst = appendCookieAttrs(dst, &s.cfg, httpsClient)
 	case "app_cookie":
 		// Learn value -> backend from the backend's own Set-Cookie.
 		id := snap.StickyIDs[used]
@@ -174,6 +154,33 @@ func (s *sticky) setCookie(dst []byte, res stickyResult, used int, pinned int, s
 				s.app.put(requestCookie, id, time.Now())
 			}
 		}
+	}
+	return dst
+}
+
+// appendCookieAttrs appends the attributes of a cookie fulcrum sets: Path=/
+// and those the sticky configuration asks for.
+func appendCookieAttrs(dst []byte, cfg *config.Sticky, httpsClient bool) []byte {
+	dst = append(dst, "; Path=/"...)
+	if cfg.TTL > 0 {
+		dst = append(dst, "; Max-Age="...)
+		// Round up: a sub-second ttl must not become Max-Age=0, which
+		// tells the browser to delete the cookie at once (RFC 6265 5.2.2).
+		dst = strconv.AppendInt(dst, int64((cfg.TTL+time.Second-1)/time.Second), 10)
+	}
+	if cfg.Secure == "true" || (cfg.Secure == "auto" && (cfg.SameSite == "none" || httpsClient)) {
+		dst = append(dst, "; Secure"...)
+	}
+	if cfg.HTTPOnly {
+		dst = append(dst, "; HttpOnly"...)
+	}
+	switch cfg.SameSite {
+	case "lax":
+		dst = append(dst, "; SameSite=Lax"...)
+	case "strict":
+		dst = append(dst, "; SameSite=Strict"...)
+	case "none":
+		dst = append(dst, "; SameSite=None"...)
 	}
 	return dst
 }

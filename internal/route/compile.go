@@ -47,6 +47,42 @@ type Ops struct {
 	Add    []Field
 }
 
+// Drops reports whether a field named name is removed or replaced (Remove or
+// Set), compared case-insensitively.
+func (o *Ops) Drops(name []byte) bool {
+	for _, n := range o.Remove {
+		if equalFold(name, n) {
+			return true
+		}
+	}
+	for i := range o.Set {
+		if foldEqual(name, o.Set[i].Name) {
+			return true
+		}
+	}
+	return false
+}
+
+// foldEqual compares b and s ASCII case-insensitively.
+func foldEqual(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := 0; i < len(b); i++ {
+		x, y := b[i], s[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
 // Empty reports whether the ops change nothing.
 func (o *Ops) Empty() bool { return len(o.Remove)+len(o.Set)+len(o.Add) == 0 }
 

@@ -18,6 +18,9 @@ type Table struct {
 	wild    map[string]*group // ".example.com" -> its routes and those of every shorter wildcard covering it
 	maxWild int               // longest wildcard key, bounding the suffixes Lookup tries
 	any     *group            // routes without a host condition; nil when none
+	// first0 is routes[0] when it has no condition: it matches every
+	// request, so Lookup returns it without looking at the request.
+	first0 *Route
 
 	scratch sync.Pool // *[]byte for hosts with upper case and paths that need normalising
 }
@@ -55,6 +58,9 @@ func (t *Table) Routes() []*Route { return t.routes }
 // routes without host, the path picks candidates in each, and the remaining
 // conditions are checked on the candidates in route order until one holds.
 func (t *Table) Lookup(r *Request) *Route {
+	if t.first0 != nil {
+		return t.first0
+	}
 	var buf *[]byte
 	host := hostName(r.Host)
 	if hasUpper(host) {
@@ -190,6 +196,9 @@ func lower(b []byte) {
 // build indexes compiled routes.
 func build(routes []*Route) *Table {
 	t := &Table{routes: routes}
+	if len(routes) > 0 && routes[0].m.matchesAll() {
+		t.first0 = routes[0]
+	}
 	t.scratch.New = func() any { b := make([]byte, 0, 512); return &b }
 
 	exact := map[string][]int32{}

@@ -75,6 +75,12 @@ type matcher struct {
 	clientIP  []netip.Prefix
 }
 
+// matchesAll reports whether the matcher has no condition at all.
+func (m *matcher) matchesAll() bool {
+	return len(m.hosts) == 0 && !m.hasPath && !m.hasPrefix && m.re == nil && len(m.methods) == 0 &&
+		len(m.headers) == 0 && len(m.query) == 0 && len(m.cookies) == 0 && len(m.clientIP) == 0
+}
+
 // matchRest checks every condition the index does not guarantee. The index
 // guarantees the host and, for a route with Path, the path (so PathPrefix is
 // checked here); for a route with only PathPrefix, the prefix.
@@ -296,6 +302,9 @@ func hasUpper(b []byte) bool {
 // absolute form the scheme and authority are skipped (the path may then be
 // empty, which normalises to "/");
 // "*" and the authority form are returned whole as the path.
+// slash is the path of an absolute-form target without one. Read-only.
+var slash = []byte{'/'}
+
 func splitTarget(t []byte) (path, query []byte) {
 	if len(t) > 0 && t[0] != '/' {
 		i := bytes.Index(t, []byte("://"))
@@ -305,11 +314,11 @@ func splitTarget(t []byte) (path, query []byte) {
 		t = t[i+3:]
 		j := bytes.IndexAny(t, "/?")
 		if j < 0 {
-			return t[:0], nil
+			return slash, nil // "http://h" means "/" (RFC 9112 section 3.2.2)
 		}
 		t = t[j:]
 		if t[0] == '?' {
-			return t[:0], t[1:]
+			return slash, t[1:]
 		}
 	}
 	if i := bytes.IndexByte(t, '?'); i >= 0 {

@@ -1,0 +1,229 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"fulcrum/internal/config"
+	"fulcrum/internal/proxy"
+	"fulcrum/internal/route"
+)
+
+// Reload re-reads the configuration and applies it. An invalid file, one
+// that changes what cannot change live, or one naming a listen address that
+// cannot be bound leaves everything as it was. The summary is one line,
+// followed by one "warning: ..." line per warning of the new configuration.
+//
+// What carries over: a listener whose listen_addr is unchanged keeps its
+// socket and connections (its settings and routes are swapped); a pool
+// whose name is unchanged is updated in place, so backends that stay keep
+// their health, connections, sticky table and slow-start state. A new
+// listen_addr is bound before anything changes; a listener no longer
+// configured stops accepting and drains its connections within
+// shutdown_timeout; a pool no longer configured gets no new requests and is
+// stopped once the removed listeners have drained.
+func (e *Engine) Reload(ctx context.Context) (string, error) {
+	e.reloadMu.Lock()
+	defer e.reloadMu.Unlock()
+	if e.opt.Loader == nil {
+		return "", errors.New("no configuration file to reload (started from flags)")
+	}
+	next, err := e.opt.Loader()
+	if err != nil {
+		e.reloadResult(false)
+		return "", err
+	}
+	old := e.cur.Load()
+	if err := fixedKeys(old.cfg, next); err != nil {
+		e.reloadResult(false)
+		return "", err
+	}
+	// Everything that can fail happens before anything changes: the routes
+	// compile (config.Load compiled them already) and new addresses bind.
+	for i := range next.Listeners {
+		if _, err := route.Compile(next.Listeners[i].Routes); err != nil {
+			e.reloadResult(false)
+			return "", fmt.Errorf("listeners[%d] (%s): %w", i, next.Listeners[i].Name, err)
+		}
+	}
+	byAddr := map[string]*listener{}
+	for _, l := range old.listeners {
+		byAddr[l.listen] = l
+	}
+	run := &running{cfg: next, listeners: make([]*listener, len(next.Listeners))}
+	var bound []*listener
+	for i := range next.Listeners {
+		lc := &next.Listeners[i]
+		if l := byAddr[lc.Listen]; l != nil {
+			run.listeners[i] = l
+			delete(byAddr, lc.Listen)
+			continue
+		}
+		ln, err := listenConfig.Listen(context.Background(), "tcp", lc.Listen)
+		if err != nil {
+			for _, b := range bound {
+				b.ln.Close()
+			}
+			e.reloadResult(false)
+			return "", bindError(next, i, err)
+		}
+		l := &listener{listen: lc.Listen, ln: ln}
+		bound = append(bound, l)
+		run.listeners[i] = l
+	}
+
+	// Apply. Pools first, so that routes built next see their new settings.
+	oldPools := map[string]*upstream{}
+	for _, u := range old.pools {
+		oldPools[u.up.Name] = u
+	}
+	ups := map[string]*proxy.Upstream{}
+	var added []*upstream
+	for i := range next.Pools {
+		pc := &next.Pools[i]
+		u := oldPools[pc.Name]
+		if u != nil {
+			u.pool.Update(pc, pc.IdleTimeout)
+			u.up.Refresh()
+			delete(oldPools, pc.Name)
+		} else {
+			u = e.newUpstream(pc)
+			added = append(added, u)
+		}
+		run.pools = append(run.pools, u)
+		ups[pc.Name] = u.up
+	}
+	for _, u := range added {
+		u.pool.Start(e.ctx)
+	}
+	for i, l := range run.listeners {
+		lc := &next.Listeners[i]
+		rt, err := proxy.NewRouting(lc.Name, lc.Routes, ups)
+		if err != nil {
+			// Unreachable: the routes compiled above and every pool they
+			// name exists (config.Load checked).
+			panic(fmt.Sprintf("engine: routes of listener %s: %v", lc.Name, err))
+		}
+		if l.srv == nil {
+			l.srv = proxy.New(settingsOf(next, lc), rt, proxy.Options{Logger: e.opt.Logger, Metrics: e.opt.Metrics})
+			e.serve(l)
+		} else {
+			l.srv.Update(settingsOf(next, lc), rt)
+		}
+	}
+	e.cur.Store(run)
+	// What is no longer configured drains in the background.
+	var gone []*listener
+	for _, l := range byAddr {
+		gone = append(gone, l)
+	}
+	var retired []*upstream
+	for _, u := range oldPools {
+		retired = append(retired, u)
+	}
+	if len(gone) > 0 || len(retired) > 0 {
+		e.draining.Add(1)
+		go e.retire(gone, retired, next)
+	}
+
+	if e.opt.LevelVar != nil {
+		e.opt.LevelVar.Set(next.LogLevel)
+	}
+	e.reloadResult(true)
+	summary := reloadSummary(next, len(bound), len(gone), len(added), len(retired))
+	e.log.Info("configuration reloaded", "summary", summary)
+	e.logWarnings(next)
+	for _, w := range next.Warnings {
+		summary += "\nwarning: " + w.String()
+	}
+	return summary, nil
+}
+
+// retire stops the listeners a reload removed, lets their connections
+// finish within shutdown_timeout, then stops the pools the reload removed:
+// requests already forwarded to them finish first, since a removed pool
+// is no longer in any route and its in-flight requests hold their
+// connections.
+func (e *Engine) retire(ls []*listener, us []*upstream, cfg *config.Config) {
+	defer e.draining.Done()
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	for _, l := range ls {
+		if err := l.srv.Shutdown(ctx); err != nil {
+			e.log.Warn("removed listener did not drain in time", "listen", l.listen, "err", err)
+		}
+		<-l.done
+	}
+	for _, u := range us {
+		u.pool.Drain(ctx)
+		u.pool.Stop()
+		e.log.Info("pool removed", "pool", u.up.Name)
+	}
+}
+
+// fixedKeys refuses a configuration that changes what only a restart can.
+func fixedKeys(cur, next *config.Config) error {
+	// The admin listener stays bound to the address it started on, so a file
+	// naming another one is refused, never half-applied. This is also what
+	// keeps the rule "a non-loopback admin address needs a token" true of the
+	// bound listener: config.Load checked that rule against next.AdminAddr,
+	// which is now known to be the bound address. Accepting a loopback
+	// admin_addr without a token while 0.0.0.0 stayed bound would switch
+	// authentication off on a public listener.
+	if next.AdminAddr != cur.AdminAddr {
+		return fixedOnReload("admin_addr", cur.AdminAddr, next.AdminAddr)
+	}
+	// The log handler (text or JSON) is built once at start-up: refuse a
+	// change rather than accept it and keep writing the old format.
+	if next.LogFormat != cur.LogFormat {
+		return fixedOnReload("log_format", cur.LogFormat, next.LogFormat)
+	}
+	return nil
+}
+
+// reloadSummary is the one-line result of a reload.
+func reloadSummary(cfg *config.Config, boundN, goneN, addedN, retiredN int) string {
+	if cfg.Flat {
+		p := &cfg.Pools[0]
+		s := fmt.Sprintf("reloaded: %d backends, strategy %s", len(p.Backends), p.Strategy)
+		if boundN > 0 {
+			s += ", listening on " + cfg.Listeners[0].Listen
+		}
+		return s
+	}
+	routes, backends := 0, 0
+	for i := range cfg.Listeners {
+		routes += len(cfg.Listeners[i].Routes)
+	}
+	for i := range cfg.Pools {
+		backends += len(cfg.Pools[i].Backends)
+	}
+	s := fmt.Sprintf("reloaded: %d listeners, %d pools, %d routes, %d backends", len(cfg.Listeners), len(cfg.Pools), routes, backends)
+	var ch []string
+	for _, c := range []struct {
+		n    int
+		what string
+	}{{boundN, "listeners bound"}, {goneN, "listeners removed"}, {addedN, "pools added"}, {retiredN, "pools removed"}} {
+		if c.n > 0 {
+			ch = append(ch, fmt.Sprintf("%d %s", c.n, c.what))
+		}
+	}
+	if len(ch) > 0 {
+		s += " (" + strings.Join(ch, ", ") + ")"
+	}
+	return s
+}
+
+// fixedOnReload is the refusal of a reload that changes key, which only a
+// restart can change.
+func fixedOnReload(key, running, file string) error {
+	return fmt.Errorf("%s: cannot change on reload (running %q, file says %q); restart fulcrum", key, running, file)
+}
+
+func (e *Engine) reloadResult(ok bool) {
+	if e.opt.Metrics != nil {
+		e.opt.Metrics.Reload(ok)
+	}
+}
