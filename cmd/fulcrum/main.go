@@ -220,6 +220,15 @@ func validate(args []string, stdout, stderr io.Writer) int {
 	default:
 		warned = fmt.Sprintf(" with %d warnings", len(cfg.Warnings))
 	}
+	if !cfg.Flat {
+		routes := 0
+		for _, l := range cfg.Listeners {
+			routes += len(l.Routes)
+		}
+		fmt.Fprintf(stdout, "fulcrum validate: %s is valid (%d listeners, %d pools, %d routes, %d backends)%s\n",
+			*configPath, len(cfg.Listeners), len(cfg.Pools), routes, n, warned)
+		return 0
+	}
 	fmt.Fprintf(stdout, "fulcrum validate: %s is valid (%d backends, strategy %s, listen %s)%s\n",
 		*configPath, n, cfg.Pools[0].Strategy, cfg.Listeners[0].Listen, warned)
 	return 0

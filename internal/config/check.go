@@ -243,6 +243,9 @@ type object struct {
 	v     *value // nil when the object is absent or not an object
 	used  []bool
 	known []string
+	// origin gives the path of keys that came from elsewhere: a top-level
+	// default merged into a pool or listener object (see inherit).
+	origin map[string]string
 }
 
 // object starts a cursor for the value at path. A nil v means the key is
@@ -281,7 +284,12 @@ func (o *object) take(key string) *value {
 	return nil
 }
 
-func (o *object) at(key string) string { return childPath(o.path, key) }
+func (o *object) at(key string) string {
+	if p, ok := o.origin[key]; ok {
+		return p
+	}
+	return childPath(o.path, key)
+}
 
 // done reports unknown keys.
 func (o *object) done() {
@@ -289,7 +297,7 @@ func (o *object) done() {
 		return
 	}
 	for i, k := range o.v.keys {
-		if o.used[i] {
+		if _, inherited := o.origin[k]; o.used[i] || inherited {
 			continue
 		}
 		if s := suggest(k, o.known); s != "" {

@@ -179,7 +179,15 @@ func parse(data []byte, format, name, baseDir string, ov *Overrides) (*Config, e
 func finish(root *value, c *checker, baseDir string, ov *Overrides) (*Config, error) {
 	decoded := len(c.problems) // problems of the file's syntax (duplicate keys, ...)
 	flags := applyOverrides(root, ov)
+	full := root.lookup("pools") != nil || root.lookup("listeners") != nil
+	if full && ov != nil {
+		// -listen and -backends are refused by the top-level check.
+		if ov.Strategy != nil {
+			c.add("strategy", "applies only to the flat form; set strategy on each pool")
+		}
+	}
 	cfg := build(root, c, baseDir)
+	c.problems = dedupe(c.problems)
 	for i := decoded; i < len(c.problems); i++ {
 		flags.relocate(&c.problems[i])
 	}
@@ -250,4 +258,18 @@ func applyOverrides(root *value, ov *Overrides) flagPaths {
 		set(root, "backends", "backends", "-backends", listValue(items))
 	}
 	return f
+}
+
+// dedupe drops repeated problems: a bad top-level default is read once per
+// pool or listener that inherits it, and is reported once.
+func dedupe(ps []Problem) []Problem {
+	seen := make(map[Problem]bool, len(ps))
+	out := ps[:0]
+	for _, p := range ps {
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	return out
 }

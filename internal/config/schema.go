@@ -43,62 +43,90 @@ func build(root *value, c *checker, baseDir string) *Config {
 		return nil
 	}
 	top := c.object("", root)
-
-	svc := Listener{Name: "default", Routes: []route.Spec{{Pool: "default"}}}
-	if s, ok := top.str("listen_addr", defaultListen); ok {
-		if _, err := checkListenAddr(s); err != nil {
-			c.add("listen_addr", "%v", err)
+	var cfg *Config
+	if top.present("pools") || top.present("listeners") {
+		cfg = buildFull(c, top)
+	} else {
+		l := buildListener(c, top, "default")
+		l.Routes = []route.Spec{{Pool: "default"}}
+		cfg = &Config{Listeners: []Listener{l}, Pools: []Pool{buildPool(c, top, "default")}, Flat: true}
+	}
+	listen := ""
+	if len(cfg.Listeners) > 0 {
+		listen = cfg.Listeners[0].Listen
+	}
+	buildAdmin(c, top, cfg, listen, baseDir)
+	if !cfg.Flat && cfg.AdminAddr != "" {
+		for i := 1; i < len(cfg.Listeners); i++ {
+			if sameListener(cfg.AdminAddr, cfg.Listeners[i].Listen) {
+				c.add("admin_addr", "conflicts with listeners[%d].listen_addr %q", i, clip(cfg.Listeners[i].Listen))
+			}
 		}
-		svc.Listen = s
 	}
 
-	pool := &Pool{Name: "default"}
-	pool.Backends = buildBackends(c, top.take("backends"))
+	cfg.ShutdownTimeout, _ = top.duration("shutdown_timeout", 30*time.Second, false)
+	if lvl, ok := top.enum("log_level", "info", []string{"debug", "info", "warn", "error"}); ok {
+		cfg.LogLevel = map[string]slog.Level{
+			"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError,
+		}[lvl]
+	}
+	cfg.LogFormat, _ = top.enum("log_format", "text", []string{"text", "json"})
+	cfg.AccessLog, _ = top.boolean("access_log", false)
+
+	top.done()
+	return cfg
+}
+
+// buildPool reads the per-pool keys of o (the top level in the flat form, a
+// pool object over the top-level defaults in the full form).
+func buildPool(c *checker, o *object, name string) Pool {
+	pool := &Pool{Name: name}
+	pool.Backends = buildBackends(c, o.at("backends"), o.take("backends"))
 
 	pool.Strategy = defaultStrategy
 	strategyOK := true
-	if v := top.take("strategy"); v != nil {
+	if v := o.take("strategy"); v != nil {
 		var s string
-		if s, strategyOK = c.str("strategy", v); strategyOK {
+		if s, strategyOK = c.str(o.at("strategy"), v); strategyOK {
 			if knownStrategy(s) {
 				pool.Strategy = s
 			} else {
-				c.add("strategy", "unknown strategy %q (valid: %s)", clip(s), strings.Join(Strategies, ", "))
+				c.add(o.at("strategy"), "unknown strategy %q (valid: %s)", clip(s), strings.Join(Strategies, ", "))
 				strategyOK = false
 			}
 		}
 	}
 	if strategyOK && pool.Strategy == "round_robin" && unequalWeights(pool.Backends) {
-		c.warn("strategy", `"round_robin" ignores backend weights, and these backends have different weights; use "weighted_round_robin" to spread requests by weight`)
+		c.warn(o.at("strategy"), `"round_robin" ignores backend weights, and these backends have different weights; use "weighted_round_robin" to spread requests by weight`)
 	}
 
-	hashKey := top.take("hash_key")
+	hashKey := o.take("hash_key")
 	if hashKey != nil {
-		if s, ok := c.str("hash_key", hashKey); ok {
+		if s, ok := c.str(o.at("hash_key"), hashKey); ok {
 			hk, err := ParseHashKey(s)
 			switch {
 			case err != nil:
-				c.add("hash_key", "%v", err)
+				c.add(o.at("hash_key"), "%v", err)
 			case hk.Kind == KindClientIP:
-				c.add("hash_key", `"client_ip" is not a hash_key; use strategy "ip_hash" to hash on the client address`)
+				c.add(o.at("hash_key"), `"client_ip" is not a hash_key; use strategy "ip_hash" to hash on the client address`)
 			case pool.Strategy == "consistent_hash":
 				pool.HashKey = hk
 			case strategyOK: // an unknown strategy is reported already
-				c.add("hash_key", `only applies to strategy "consistent_hash", but strategy is %q; remove hash_key or set strategy to "consistent_hash"`, pool.Strategy)
+				c.add(o.at("hash_key"), `only applies to strategy "consistent_hash", but strategy is %q; remove hash_key or set strategy to "consistent_hash"`, pool.Strategy)
 			}
 		}
 	} else if pool.Strategy == "consistent_hash" {
-		c.add("hash_key", `required when strategy is "consistent_hash" (e.g. "header:X-User-ID", "cookie:session", "query:id" or "path")`)
+		c.add(o.at("hash_key"), `required when strategy is "consistent_hash" (e.g. "header:X-User-ID", "cookie:session", "query:id" or "path")`)
 	}
 
-	interval, _ := top.duration("health_check_interval", defaultHCInterval, true)
-	maxFails, _ := top.integer("max_fail_count", defaultMaxFailCount, 1, noMax)
+	interval, _ := o.duration("health_check_interval", defaultHCInterval, true)
+	maxFails, _ := o.integer("max_fail_count", defaultMaxFailCount, 1, noMax)
 
-	if hc := top.take("health_check"); hc != nil {
-		if top.present("health_check_interval") {
-			c.add("health_check_interval", "has no effect when health_check is set; use health_check.interval")
+	if hc := o.take("health_check"); hc != nil {
+		if o.present("health_check_interval") {
+			c.add(o.at("health_check_interval"), "has no effect when health_check is set; use health_check.interval")
 		}
-		pool.HealthCheck = buildHealthCheck(c, hc)
+		pool.HealthCheck = buildHealthCheck(c, o.at("health_check"), hc)
 	} else {
 		// The original flat design: a TCP connect check every
 		// health_check_interval, down after max_fail_count failures.
@@ -113,51 +141,50 @@ func build(root *value, c *checker, baseDir string) *Config {
 		}
 	}
 
-	pool.Passive = buildPassive(c, top.take("passive"), maxFails)
+	pool.Passive = buildPassive(c, o.at("passive"), o.take("passive"), maxFails)
 
-	pool.PanicThreshold, _ = top.integer("panic_threshold", 50, 0, 100)
-	pool.Retries, _ = top.integer("retries", 2, 0, maxRetries)
-	pool.RetryBuffer, _ = top.size("retry_buffer", 64<<10, 0, maxRetryBuffer)
-	pool.ConnectTimeout, _ = top.duration("connect_timeout", 5*time.Second, true)
-	pool.ResponseHeaderTimeout, _ = top.duration("response_header_timeout", 60*time.Second, true)
-	svc.Limits.IdleTimeout, _ = top.duration("idle_timeout", 60*time.Second, true)
-	pool.IdleTimeout = svc.Limits.IdleTimeout
-	pool.MaxConnections, _ = top.integer("max_connections", 0, 0, noMax)
-	pool.QueueTimeout, _ = top.duration("queue_timeout", 0, false)
-	pool.SlowStart, _ = top.duration("slow_start", 0, false)
+	pool.PanicThreshold, _ = o.integer("panic_threshold", 50, 0, 100)
+	pool.Retries, _ = o.integer("retries", 2, 0, maxRetries)
+	pool.RetryBuffer, _ = o.size("retry_buffer", 64<<10, 0, maxRetryBuffer)
+	pool.ConnectTimeout, _ = o.duration("connect_timeout", 5*time.Second, true)
+	pool.ResponseHeaderTimeout, _ = o.duration("response_header_timeout", 60*time.Second, true)
+	pool.IdleTimeout, _ = o.duration("idle_timeout", 60*time.Second, true)
+	pool.MaxConnections, _ = o.integer("max_connections", 0, 0, noMax)
+	pool.QueueTimeout, _ = o.duration("queue_timeout", 0, false)
+	pool.SlowStart, _ = o.duration("slow_start", 0, false)
 
-	if v := top.take("sticky"); v != nil {
-		pool.Sticky = buildSticky(c, v)
+	if v := o.take("sticky"); v != nil {
+		pool.Sticky = buildSticky(c, o.at("sticky"), v)
 	}
-	if v := top.take("rate_limit"); v != nil {
-		svc.RateLimit = buildRateLimit(c, v)
-	}
-	svc.TrustedProxies = buildTrustedProxies(c, top.take("trusted_proxies"))
+	return *pool
+}
 
-	lim := &svc.Limits
-	lim.ReadHeaderTimeout, _ = top.duration("read_header_timeout", 10*time.Second, true)
-	lim.ReadTimeout, _ = top.duration("read_timeout", 60*time.Second, false)
-	lim.WriteTimeout, _ = top.duration("write_timeout", 60*time.Second, false)
-	mhb, _ := top.size("max_header_bytes", 64<<10, 1024, noMax)
+// buildListener reads the per-listener keys of o, except name and routes.
+func buildListener(c *checker, o *object, name string) Listener {
+	l := Listener{Name: name}
+	if s, ok := o.str("listen_addr", defaultListen); ok {
+		if _, err := checkListenAddr(s); err != nil {
+			c.add(o.at("listen_addr"), "%v", err)
+		}
+		l.Listen = s
+	}
+	l.Limits.IdleTimeout, _ = o.duration("idle_timeout", 60*time.Second, true)
+	if v := o.take("rate_limit"); v != nil {
+		l.RateLimit = buildRateLimit(c, o.at("rate_limit"), v)
+	}
+	l.TrustedProxies = buildTrustedProxies(c, o.at("trusted_proxies"), o.take("trusted_proxies"))
+
+	lim := &l.Limits
+	lim.ReadHeaderTimeout, _ = o.duration("read_header_timeout", 10*time.Second, true)
+	lim.ReadTimeout, _ = o.duration("read_timeout", 60*time.Second, false)
+	lim.WriteTimeout, _ = o.duration("write_timeout", 60*time.Second, false)
+	mhb, _ := o.size("max_header_bytes", 64<<10, 1024, noMax)
 	lim.MaxHeaderBytes = int(mhb)
-	lim.MaxBodyBytes, _ = top.size("max_body_bytes", 0, 0, math.MaxInt64)
-	lim.MaxConns, _ = top.integer("max_conns", 50000, 0, noMax)
-	lim.MaxConnsPerIP, _ = top.integer("max_conns_per_ip", 0, 0, noMax)
+	lim.MaxBodyBytes, _ = o.size("max_body_bytes", 0, 0, math.MaxInt64)
+	lim.MaxConns, _ = o.integer("max_conns", 50000, 0, noMax)
+	lim.MaxConnsPerIP, _ = o.integer("max_conns_per_ip", 0, 0, noMax)
 
-	cfg := &Config{Listeners: []Listener{svc}, Pools: []Pool{*pool}, Flat: true}
-	buildAdmin(c, top, cfg, svc.Listen, baseDir)
-
-	cfg.ShutdownTimeout, _ = top.duration("shutdown_timeout", 30*time.Second, false)
-	if lvl, ok := top.enum("log_level", "info", []string{"debug", "info", "warn", "error"}); ok {
-		cfg.LogLevel = map[string]slog.Level{
-			"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError,
-		}[lvl]
-	}
-	cfg.LogFormat, _ = top.enum("log_format", "text", []string{"text", "json"})
-	cfg.AccessLog, _ = top.boolean("access_log", false)
-
-	top.done()
-	return cfg
+	return l
 }
 
 // unequalWeights reports whether the backends do not all have one weight.
@@ -181,8 +208,7 @@ func knownStrategy(s string) bool {
 
 // buildBackends checks the backends list. Each element is a URL string or an
 // object {"url": ..., "weight": ...}.
-func buildBackends(c *checker, v *value) []Backend {
-	const path = "backends"
+func buildBackends(c *checker, path string, v *value) []Backend {
 	switch {
 	case v == nil:
 		c.add(path, `required: list at least one backend, e.g. ["http://10.0.0.1:8080"]`)
@@ -242,8 +268,8 @@ func buildBackends(c *checker, v *value) []Backend {
 }
 
 // buildHealthCheck checks an explicit health_check object.
-func buildHealthCheck(c *checker, v *value) HealthCheck {
-	o := c.object("health_check", v)
+func buildHealthCheck(c *checker, path string, v *value) HealthCheck {
+	o := c.object(path, v)
 	hc := HealthCheck{}
 	hc.Type, _ = o.enum("type", "http", []string{"http", "tcp"})
 	hc.Path, _ = o.str("path", "/health")
@@ -365,8 +391,8 @@ func buildHeaders(c *checker, path string, v *value) map[string]string {
 
 // buildPassive checks the passive object; maxFailCount is the default of
 // passive.max_fails.
-func buildPassive(c *checker, v *value, maxFailCount int) Passive {
-	o := c.object("passive", v)
+func buildPassive(c *checker, path string, v *value, maxFailCount int) Passive {
+	o := c.object(path, v)
 	var p Passive
 	p.MaxFails, _ = o.integer("max_fails", int64(maxFailCount), 0, noMax)
 	p.FailWindow, _ = o.duration("fail_window", 10*time.Second, true)
@@ -387,8 +413,8 @@ func buildPassive(c *checker, v *value, maxFailCount int) Passive {
 }
 
 // buildSticky checks the sticky object.
-func buildSticky(c *checker, v *value) *Sticky {
-	o := c.object("sticky", v)
+func buildSticky(c *checker, path string, v *value) *Sticky {
+	o := c.object(path, v)
 	if o.v == nil {
 		return nil
 	}
@@ -451,8 +477,8 @@ func buildSticky(c *checker, v *value) *Sticky {
 }
 
 // buildRateLimit checks the rate_limit object.
-func buildRateLimit(c *checker, v *value) *RateLimit {
-	o := c.object("rate_limit", v)
+func buildRateLimit(c *checker, path string, v *value) *RateLimit {
+	o := c.object(path, v)
 	if o.v == nil {
 		return nil
 	}
@@ -489,8 +515,7 @@ func buildRateLimit(c *checker, v *value) *RateLimit {
 	return rl
 }
 
-func buildTrustedProxies(c *checker, v *value) []netip.Prefix {
-	const path = "trusted_proxies"
+func buildTrustedProxies(c *checker, path string, v *value) []netip.Prefix {
 	if v == nil {
 		return nil
 	}
