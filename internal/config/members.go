@@ -115,4 +115,3 @@ func buildListener(c *checker, o *object, name string) Listener {
 
 	return l
 }
-
