@@ -52,7 +52,7 @@ func buildPool(c *checker, o *object, name string) Pool {
 	maxFails, _ := o.integer("max_fail_count", defaultMaxFailCount, 1, noMax)
 
 	if hc := o.take("health_check"); hc != nil {
-		if o.present("health_check_interval") {
+		if _, inherited := o.origin["health_check_interval"]; o.present("health_check_interval") && !inherited {
 			c.add(o.at("health_check_interval"), "has no effect when health_check is set; use health_check.interval")
 		}
 		pool.HealthCheck = buildHealthCheck(c, o.at("health_check"), hc)
