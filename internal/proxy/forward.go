@@ -725,7 +725,7 @@ func (s *Server) finish(c *clientConn, mem *pool.Member, ri reqInfo, status int,
 		} else {
 			mb = s.metrics.NoBackend()
 		}
-		mb.ObserveRequest(ri.method, status, d)
+		mb.ObserveRequest(nil, ri.method, status, d) // nil: route="none" until requests carry their route
 	}
 	if ri.accessLog {
 		be := ""
