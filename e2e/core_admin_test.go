@@ -80,23 +80,23 @@ func TestCoreMetricsExact(t *testing.T) {
 			{"GET", "200"}: 3, {"POST", "200"}: 2, {"GET", "404"}: 1, {"DELETE", "200"}: 1, {"HEAD", "200"}: 1,
 		}
 		for k, w := range want {
-			if got := m.val(rc, "backend", host, "method", k[0], "status", k[1]); got != w {
+			if got := m.val(rc, "route", "default/0", "pool", "default", "backend", host, "method", k[0], "status", k[1]); got != w {
 				t.Errorf("%s{backend=%q,method=%q,status=%q} = %v, want %v", rc, host, k[0], k[1], got, w)
 			}
 		}
 		if got := m.sum(rc, "backend", host); got != 8 {
 			t.Errorf("%s for %s sums to %v, want 8", rc, host, got)
 		}
-		if got := m.val("loadbalancer_request_duration_seconds_count", "backend", host); got != 8 {
+		if got := m.val("loadbalancer_request_duration_seconds_count", "route", "default/0", "pool", "default", "backend", host); got != 8 {
 			t.Errorf("request_duration_seconds_count{%s} = %v, want 8", host, got)
 		}
-		if got := m.val("loadbalancer_backend_response_seconds_count", "backend", host); got != 8 {
+		if got := m.val("loadbalancer_backend_response_seconds_count", "pool", "default", "backend", host); got != 8 {
 			t.Errorf("backend_response_seconds_count{%s} = %v, want 8", host, got)
 		}
-		if v, ok := m.get("loadbalancer_backend_up", "backend", host); !ok || v != 1 {
+		if v, ok := m.get("loadbalancer_backend_up", "pool", "default", "backend", host); !ok || v != 1 {
 			t.Errorf("backend_up{%s} = %v (present %v), want 1", host, v, ok)
 		}
-		if v, ok := m.get("loadbalancer_backend_connections_active", "backend", host); !ok || v != 0 {
+		if v, ok := m.get("loadbalancer_backend_connections_active", "pool", "default", "backend", host); !ok || v != 0 {
 			t.Errorf("connections_active{%s} = %v (present %v), want 0", host, v, ok)
 		}
 		if got := m.sum("loadbalancer_backend_errors_total", "backend", host); got != 0 {
@@ -165,7 +165,7 @@ func TestCoreNoBackend503(t *testing.T) {
 		t.Errorf("body %q, want a short plain-text message", body)
 	}
 	m := coreScrape(t, f)
-	if v := m.val("loadbalancer_backend_up", "backend", strings.TrimPrefix(dead, "http://")); v != 0 {
+	if v := m.val("loadbalancer_backend_up", "pool", "default", "backend", strings.TrimPrefix(dead, "http://")); v != 0 {
 		t.Errorf("backend_up = %v, want 0", v)
 	}
 	if v := m.sum("loadbalancer_request_count_total", "status", "503"); v != 1 {
@@ -185,9 +185,9 @@ func TestCoreUnreachable502(t *testing.T) {
 	var m coreMetrics
 	WaitFor(t, 10*time.Second, "502 counted", func() bool {
 		m = coreScrape(t, f)
-		return m.val("loadbalancer_request_count_total", "backend", host, "method", "GET", "status", "502") == 1
+		return m.val("loadbalancer_request_count_total", "route", "default/0", "pool", "default", "backend", host, "method", "GET", "status", "502") == 1
 	})
-	if v := m.val("loadbalancer_backend_errors_total", "backend", host, "error_type", "connect"); v != 1 {
+	if v := m.val("loadbalancer_backend_errors_total", "pool", "default", "backend", host, "error_type", "connect"); v != 1 {
 		t.Errorf("errors_total{connect} = %v, want 1", v)
 	}
 }
@@ -209,9 +209,9 @@ func TestCoreSlow504(t *testing.T) {
 	var m coreMetrics
 	WaitFor(t, 10*time.Second, "504 counted", func() bool {
 		m = coreScrape(t, f)
-		return m.val("loadbalancer_request_count_total", "backend", slow.Addr(), "method", "GET", "status", "504") == 1
+		return m.val("loadbalancer_request_count_total", "route", "default/0", "pool", "default", "backend", slow.Addr(), "method", "GET", "status", "504") == 1
 	})
-	if v := m.val("loadbalancer_backend_errors_total", "backend", slow.Addr(), "error_type", "timeout"); v != 1 {
+	if v := m.val("loadbalancer_backend_errors_total", "pool", "default", "backend", slow.Addr(), "error_type", "timeout"); v != 1 {
 		t.Errorf("errors_total{timeout} = %v, want 1", v)
 	}
 }
@@ -574,7 +574,7 @@ func TestCoreHealthTCP(t *testing.T) {
 	port := c.Ln.Addr().(*net.TCPAddr).Port
 	m := coreScrape(t, f)
 	for _, b := range bs {
-		if v, ok := m.get("loadbalancer_backend_up", "backend", b.Addr()); !ok || v != 1 {
+		if v, ok := m.get("loadbalancer_backend_up", "pool", "default", "backend", b.Addr()); !ok || v != 1 {
 			t.Fatalf("backend_up{%s} = %v (present %v) at start, want 1", b.Addr(), v, ok)
 		}
 	}
@@ -583,12 +583,12 @@ func TestCoreHealthTCP(t *testing.T) {
 	start := time.Now()
 	WaitFor(t, 15*time.Second, "c marked down", func() bool { return !coreByURL(coreAdminBackends(t, f))[c.URL].Up })
 	// Only after max_fail_count consecutive failed checks.
-	if n := coreScrape(t, f).val("loadbalancer_backend_errors_total", "backend", host, "error_type", "health_check"); n < 3 {
+	if n := coreScrape(t, f).val("loadbalancer_backend_errors_total", "pool", "default", "backend", host, "error_type", "health_check"); n < 3 {
 		t.Errorf("marked down after %v failed checks, want >= 3 (max_fail_count)", n)
 	}
 	t.Logf("c down after %v", time.Since(start))
 	WaitFor(t, 5*time.Second, "backend_up 0", func() bool {
-		return coreScrape(t, f).val("loadbalancer_backend_up", "backend", host) == 0
+		return coreScrape(t, f).val("loadbalancer_backend_up", "pool", "default", "backend", host) == 0
 	})
 	cl := coreClient(t)
 	if cnt := coreCount(coreSeq(t, cl, f.URL("/"), 6)); cnt["a"] != 3 || cnt["b"] != 3 {
@@ -601,7 +601,7 @@ func TestCoreHealthTCP(t *testing.T) {
 	StartBackend(t, "c", port, nil)
 	WaitFor(t, 15*time.Second, "c marked up", func() bool { return coreByURL(coreAdminBackends(t, f))[c.URL].Up })
 	WaitFor(t, 5*time.Second, "backend_up 1", func() bool {
-		return coreScrape(t, f).val("loadbalancer_backend_up", "backend", host) == 1
+		return coreScrape(t, f).val("loadbalancer_backend_up", "pool", "default", "backend", host) == 1
 	})
 	if cnt := coreCount(coreSeq(t, cl, f.URL("/"), 6)); cnt["a"] != 2 || cnt["b"] != 2 || cnt["c"] != 2 {
 		t.Fatalf("after c recovered: %v, want 2/2/2", cnt)

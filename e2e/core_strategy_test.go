@@ -96,7 +96,7 @@ func TestCoreLeastConnections(t *testing.T) {
 	}
 	m := coreScrape(t, f)
 	for _, be := range []*Backend{a, b, c} {
-		if v := m.val("loadbalancer_backend_connections_active", "backend", be.Addr()); v != 1 {
+		if v := m.val("loadbalancer_backend_connections_active", "pool", "default", "backend", be.Addr()); v != 1 {
 			t.Errorf("connections_active{%s} = %v, want 1", be.Name, v)
 		}
 	}

@@ -92,6 +92,7 @@ func coreBackendList(bs []*Backend, weights []int) string {
 
 // coreStatus is one element of GET /admin/backends.
 type coreStatus struct {
+	Pool     string `json:"pool"`
 	URL      string `json:"url"`
 	Weight   int    `json:"weight"`
 	Up       bool   `json:"up"`
@@ -113,7 +114,7 @@ func coreAdminBackends(t testing.TB, f *Fulcrum) []coreStatus {
 		t.Fatalf("GET /admin/backends: not a JSON array: %v\n%s", err, body)
 	}
 	for i, el := range raw {
-		for _, k := range []string{"url", "weight", "up", "active", "requests", "failures"} {
+		for _, k := range []string{"pool", "url", "weight", "up", "active", "requests", "failures"} {
 			if _, ok := el[k]; !ok {
 				t.Fatalf("GET /admin/backends: element %d lacks %q: %s", i, k, body)
 			}

@@ -78,7 +78,7 @@ func TestStreamingResponseHoldsBackend(t *testing.T) {
 		t.Fatalf("active while a response streams: %+v, want one backend at 1", rows)
 	}
 	_, metrics := Get(t, c, f.AdminURL("/metrics"))
-	if !strings.Contains(metrics, "loadbalancer_backend_connections_active{backend=\""+strings.TrimPrefix(busy, "http://")+"\"} 1") {
+	if !strings.Contains(metrics, "loadbalancer_backend_connections_active{backend=\""+strings.TrimPrefix(busy, "http://")+"\",pool=\"default\"} 1") {
 		t.Errorf("connections_active of %s is not 1:\n%s", busy, grepLines(metrics, "connections_active"))
 	}
 	idle := bes[0]

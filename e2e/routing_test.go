@@ -132,6 +132,18 @@ func TestRoutingEndToEnd(t *testing.T) {
 		t.Fatalf("/admin/routes: %v\n%s", err, routes)
 	}
 
+	_, metrics := do(t, "GET", f.AdminURL("/metrics"), "", nil)
+	for _, want := range []string{
+		`loadbalancer_request_count_total{backend="` + api.Addr() + `",method="GET",pool="api",route="api-v1",status="200"} 1`,
+		`loadbalancer_request_count_total{backend="none",method="GET",pool="none",route="public/7",status="200"}`,
+		`loadbalancer_backend_up{backend="` + canary.Addr() + `",pool="canary"} 1`,
+		`fulcrum_rejected_requests_total{reason="no_route"} 0`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+
 	// Reload: add a listener, move /ping to a pool, remove pool canary
 	// (its routes go with it).
 	third := fmt.Sprintf("127.0.0.1:%d", freePort(t))

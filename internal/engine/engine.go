@@ -103,7 +103,7 @@ func New(cfg *config.Config, opt Options) (*Engine, error) {
 	}
 	for i, l := range run.listeners {
 		lc := &cfg.Listeners[i]
-		rt, err := proxy.NewRouting(lc.Name, lc.Routes, ups)
+		rt, err := proxy.NewRouting(lc.Name, lc.Routes, ups, opt.Metrics)
 		if err != nil {
 			for _, l := range run.listeners {
 				l.ln.Close()

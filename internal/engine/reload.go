@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"fulcrum/internal/config"
@@ -100,7 +101,7 @@ func (e *Engine) Reload(ctx context.Context) (string, error) {
 	}
 	for i, l := range run.listeners {
 		lc := &next.Listeners[i]
-		rt, err := proxy.NewRouting(lc.Name, lc.Routes, ups)
+		rt, err := proxy.NewRouting(lc.Name, lc.Routes, ups, e.opt.Metrics)
 		if err != nil {
 			// Unreachable: the routes compiled above and every pool they
 			// name exists (config.Load checked).
@@ -114,6 +115,7 @@ func (e *Engine) Reload(ctx context.Context) (string, error) {
 		}
 	}
 	e.cur.Store(run)
+	e.forgetRoutes(old.cfg, next)
 	// What is no longer configured drains in the background.
 	var gone []*listener
 	for _, l := range byAddr {
@@ -159,8 +161,39 @@ func (e *Engine) retire(ls []*listener, us []*upstream, cfg *config.Config) {
 	for _, u := range us {
 		u.pool.Drain(ctx)
 		u.pool.Stop()
+		u.pool.ForgetMetrics()
 		e.log.Info("pool removed", "pool", u.up.Name)
 	}
+}
+
+// forgetRoutes deletes the request series of route labels the old
+// configuration had and the new one has not.
+func (e *Engine) forgetRoutes(old, next *config.Config) {
+	if e.opt.Metrics == nil {
+		return
+	}
+	keep := map[string]bool{}
+	for _, l := range next.Listeners {
+		for i := range l.Routes {
+			keep[routeLabel(&l, i)] = true
+		}
+	}
+	for _, l := range old.Listeners {
+		for i := range l.Routes {
+			if lb := routeLabel(&l, i); !keep[lb] {
+				e.opt.Metrics.ForgetRoute(lb)
+			}
+		}
+	}
+}
+
+// routeLabel is the metrics label of route i of l (as proxy.NewRouting
+// gives it).
+func routeLabel(l *config.Listener, i int) string {
+	if n := l.Routes[i].Name; n != "" {
+		return n
+	}
+	return l.Name + "/" + strconv.Itoa(i)
 }
 
 // fixedKeys refuses a configuration that changes what only a restart can.

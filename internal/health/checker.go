@@ -20,6 +20,7 @@ import (
 	"crypto/tls"
 	"log/slog"
 	"math/rand/v2"
+	"reflect"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -99,7 +100,8 @@ type Checker struct {
 
 	settings atomic.Pointer[settings]
 
-	mu      sync.Mutex // guards the fields below
+	mu      sync.Mutex         // guards the fields below
+	cfg     config.HealthCheck // the config settings was compiled from
 	runners map[string]*runner
 	ctx     context.Context // nil until Start
 	cancel  context.CancelFunc
@@ -118,6 +120,7 @@ func NewChecker(cfg config.HealthCheck, rep Reporter, opts Options) *Checker {
 		rand:    opts.Rand,
 		prober:  newProber(opts.TLSClientConfig),
 		runners: map[string]*runner{},
+		cfg:     cfg,
 	}
 	if c.clock == nil {
 		c.clock = RealClock()
@@ -142,18 +145,29 @@ func NewChecker(cfg config.HealthCheck, rep Reporter, opts Options) *Checker {
 // Update does not wait for removed targets' goroutines to exit (Stop does),
 // so it may be called with the caller's own locks held even if the Reporter
 // takes them; a removed target may still report a check already under way.
+//
+// A kept target whose Host, Scheme and config are unchanged is not touched,
+// so an unchanged reload of many targets wakes no goroutine.
 func (c *Checker) Update(cfg config.HealthCheck, targets []Target) {
-	c.settings.Store(compile(cfg))
 	removed := false
 	c.mu.Lock()
+	changed := !reflect.DeepEqual(cfg, c.cfg)
+	if changed {
+		c.cfg = cfg
+		c.settings.Store(compile(cfg))
+	}
 	keep := make(map[string]bool, len(targets))
 	for _, t := range targets {
 		keep[t.Key] = true
 		if r, ok := c.runners[t.Key]; ok {
-			nt := t
-			nt.State = r.target.Load().State
-			r.target.Store(&nt)
-			r.wake() // re-read the settings
+			if cur := r.target.Load(); cur.Host != t.Host || cur.Scheme != t.Scheme {
+				nt := t
+				nt.State = cur.State
+				r.target.Store(&nt)
+			} else if !changed {
+				continue
+			}
+			r.wake() // re-read the settings and target
 			continue
 		}
 		r := newRunner(c, t)

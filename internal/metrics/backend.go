@@ -129,150 +129,190 @@ type counterCell struct{ c prometheus.Counter }
 // statusPage holds the counters for one method and one hundred status codes.
 type statusPage [100]atomic.Pointer[counterCell]
 
-// Backend is the metrics handle for one backend, shared by every request to
-// it. Get it from Metrics.Backend once (e.g. when building a snapshot) and
-// keep it; all methods are safe for concurrent use, and after a label
-// combination has been seen once they take no lock and allocate nothing.
+// backendKey identifies a Backend handle.
+type backendKey struct{ pool, host string }
+
+// Backend is the metrics handle for one backend in one pool, shared by every
+// request to it. Get it from Metrics.Backend once (e.g. when building a
+// snapshot) and keep it; all methods are safe for concurrent use, and after a
+// label combination has been seen once they take no lock and allocate
+// nothing.
 //
 // A Backend must not be copied.
 type Backend struct {
-	m    *Metrics
-	host string
+	m          *Metrics
+	pool, host string
+	none       bool // the NoBackend handle: request metrics only
 
-	duration prometheus.Observer
 	response prometheus.Observer
 	errors   [errorTypeEnd]prometheus.Counter // index 0 unused
 
-	// requests[method][page] is allocated on first use, so a backend that
-	// only ever sees GET 200 holds one 800-byte page, not 9,000 pointers.
-	requests [len(methodNames)][statusPages]atomic.Pointer[statusPage]
+	// routes is indexed by Route.id: the cells of each route this backend
+	// has served. Replaced (copy on write) under m.mu when a larger id
+	// appears; slots are written under m.mu and read lock-free.
+	routes atomic.Pointer[routeTable]
 
 	// forgotten is set by Forget. Guarded by m.mu.
 	forgotten bool
 }
 
-func (m *Metrics) newBackend(host string) *Backend {
-	b := &Backend{
-		m:        m,
-		host:     host,
-		duration: m.duration.WithLabelValues(host),
-		response: m.response.WithLabelValues(host),
-	}
+type routeTable struct{ cells []atomic.Pointer[routeCells] }
+
+// newBackendLocked creates the handle and its response and error series.
+func (m *Metrics) newBackendLocked(pool, host string) *Backend {
+	b := &Backend{m: m, pool: pool, host: host, response: m.response.WithLabelValues(pool, host)}
 	// The six error series are created at 0 so that rate() and increase()
 	// see the first error of each type.
 	for t := ErrConnect; t < errorTypeEnd; t++ {
-		b.errors[t] = m.errors.WithLabelValues(host, errorTypeNames[t])
+		b.errors[t] = m.errors.WithLabelValues(pool, host, errorTypeNames[t])
 	}
 	return b
 }
 
-// Backend returns the handle for the backend at host (host:port). The same
-// host always yields the same pointer until Forget(host); the first call for
-// a host takes a lock and creates its histogram and error series, later calls
-// are a lock-free map lookup. An empty host, or "none", yields NoBackend.
-func (m *Metrics) Backend(host string) *Backend {
+// Backend returns the handle for the backend at host (host:port) in pool. The
+// same pool and host always yield the same pointer until Forget(pool, host);
+// the first call takes a lock and creates the backend's response histogram
+// and error series, later calls are a lock-free map lookup. An empty host, or
+// "none", yields NoBackend.
+func (m *Metrics) Backend(pool, host string) *Backend {
 	if host == "" || host == NoBackendLabel {
 		return m.none
 	}
-	if b, ok := m.backends.Load(host); ok {
+	k := backendKey{pool, host}
+	if b, ok := m.backends.Load(k); ok {
 		return b.(*Backend)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if b, ok := m.backends.Load(host); ok {
+	if b, ok := m.backends.Load(k); ok {
 		return b.(*Backend)
 	}
-	b := m.newBackend(host)
-	m.backends.Store(host, b)
+	b := m.newBackendLocked(pool, host)
+	m.backends.Store(k, b)
 	return b
 }
 
 // NoBackend returns the handle for requests answered without a backend (no
-// route, no healthy backend, rejected); its backend label is "none".
+// route, no healthy backend, rejected); its pool and backend labels are
+// "none". It carries request metrics only: Error and ObserveResponse on it
+// do nothing, so no backend series ever has backend="none".
 func (m *Metrics) NoBackend() *Backend { return m.none }
 
-// Forget deletes every series of the backend at host: request counts, both
-// histograms and errors. Call it after a reload has removed the address from
-// every pool (the backend label is the address alone, so the series are shared
-// by all pools that use it). Forget("none") and Forget("") do nothing.
+// Forget deletes every series of the backend at host in pool: its request
+// counts and durations on every route, its response histogram and its
+// errors. The same host in another pool keeps its series. Call it after a
+// reload has removed the backend from the pool. Forget of NoBackend's labels,
+// or of an unknown backend, does nothing.
+//
+// The cost is proportional to the backend's own series: the handle knows
+// which label values it created and deletes exactly those.
 //
 // Handles obtained before Forget stay usable: requests still in flight record
 // into detached children and never re-create the deleted series. A later
-// Backend(host) returns a new handle whose series start from zero.
-func (m *Metrics) Forget(host string) {
+// Backend(pool, host) returns a new handle whose series start from zero.
+func (m *Metrics) Forget(pool, host string) {
 	if host == "" || host == NoBackendLabel {
 		return
 	}
 	// Holding mu across the whole operation orders Forget against the slow
-	// paths: no new handle for host can be created, and no lazily created
-	// counter of the old handle can be added, between the map delete and
-	// the series delete.
+	// paths: no new handle for the backend can be created, and no lazily
+	// created child of the old handle can be added, between the map delete
+	// and the series deletes.
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if b, ok := m.backends.LoadAndDelete(host); ok {
-		b.(*Backend).forgotten = true
+	v, ok := m.backends.LoadAndDelete(backendKey{pool, host})
+	if !ok {
+		return
 	}
-	match := prometheus.Labels{labelBackend: host}
-	m.requests.DeletePartialMatch(match)
-	m.duration.DeletePartialMatch(match)
-	m.response.DeletePartialMatch(match)
-	m.errors.DeletePartialMatch(match)
+	b := v.(*Backend)
+	b.forgotten = true
+	m.response.DeleteLabelValues(pool, host)
+	for t := ErrConnect; t < errorTypeEnd; t++ {
+		m.errors.DeleteLabelValues(pool, host, errorTypeNames[t])
+	}
+	if t := b.routes.Load(); t != nil {
+		for i := range t.cells {
+			if c := t.cells[i].Load(); c != nil {
+				c.deleteSeriesLocked()
+				delete(c.r.cells, c)
+			}
+		}
+	}
 }
 
-// ObserveRequest records one finished request: it adds 1 to
-// loadbalancer_request_count_total{backend,status,method} and observes d, the
-// total request time, in loadbalancer_request_duration_seconds. Call it once
-// per request, after the response is finished. Methods other than the nine of
-// RFC 9110/5789 are counted as "OTHER"; status codes outside 100-999 as
-// "other".
-func (b *Backend) ObserveRequest(method string, status int, d time.Duration) {
-	b.counter(methodIndex(method), status).Inc()
-	b.duration.Observe(d.Seconds())
+// ObserveRequest records one finished request on route r: it adds 1 to
+// loadbalancer_request_count_total{route,pool,backend,status,method} and
+// observes d, the total request time, in
+// loadbalancer_request_duration_seconds{route,pool,backend}. Call it once per
+// request, after the response is finished. A nil r records route="none".
+// Methods other than the nine of RFC 9110/5789 are counted as "OTHER";
+// status codes outside 100-999 as "other".
+func (b *Backend) ObserveRequest(r *Route, method string, status int, d time.Duration) {
+	if r == nil {
+		r = b.m.noRoute
+	}
+	c := b.cells(r)
+	c.counter(methodIndex(method), status).Inc()
+	c.duration.Observe(d.Seconds())
 }
 
 // ObserveResponse observes d, the time from sending the request to the
 // backend until its response headers arrived, in
-// loadbalancer_backend_response_seconds.
+// loadbalancer_backend_response_seconds. No-op on NoBackend.
 func (b *Backend) ObserveResponse(d time.Duration) {
+	if b.none {
+		return
+	}
 	b.response.Observe(d.Seconds())
 }
 
-// Error adds 1 to loadbalancer_backend_errors_total{backend,error_type}.
-// Invalid types (including the zero value) are ignored.
+// Error adds 1 to loadbalancer_backend_errors_total{pool,backend,error_type}.
+// Invalid types (including the zero value) are ignored, and so is every
+// error on NoBackend.
 func (b *Backend) Error(t ErrorType) {
-	if t == 0 || t >= errorTypeEnd {
+	if t == 0 || t >= errorTypeEnd || b.none {
 		return
 	}
 	b.errors[t].Inc()
 }
 
-// counter returns the request counter child for (method index, status code).
-func (b *Backend) counter(mi, status int) prometheus.Counter {
-	page, slot := statusSlot(status)
-	if p := b.requests[mi][page].Load(); p != nil {
-		if c := p[slot].Load(); c != nil {
-			return c.c
+// cells returns b's cells for route r: two atomic loads on the fast path.
+func (b *Backend) cells(r *Route) *routeCells {
+	if t := b.routes.Load(); t != nil && r.id < len(t.cells) {
+		if c := t.cells[r.id].Load(); c != nil && c.r == r {
+			return c
 		}
 	}
-	return b.counterSlow(mi, page, slot)
+	return b.cellsSlow(r)
 }
 
-// counterSlow creates the page and child on first use, under m.mu.
-func (b *Backend) counterSlow(mi, page, slot int) prometheus.Counter {
-	b.m.mu.Lock()
-	defer b.m.mu.Unlock()
-	p := b.requests[mi][page].Load()
-	if p == nil {
-		p = new(statusPage)
-		b.requests[mi][page].Store(p)
+// cellsSlow creates b's cells for r under m.mu, growing the table if r's id
+// is new to it. A forgotten backend or route gets the shared dead cells.
+func (b *Backend) cellsSlow(r *Route) *routeCells {
+	m := b.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if b.forgotten || r.forgotten {
+		return m.dead
 	}
-	if c := p[slot].Load(); c != nil {
-		return c.c
+	t := b.routes.Load()
+	if t == nil || r.id >= len(t.cells) {
+		nt := &routeTable{cells: make([]atomic.Pointer[routeCells], max(r.id+1, m.nextID))}
+		if t != nil {
+			for i := range t.cells {
+				nt.cells[i].Store(t.cells[i].Load())
+			}
+		}
+		b.routes.Store(nt)
+		t = nt
 	}
-	c := b.m.discard
-	if !b.forgotten {
-		c = b.m.requests.WithLabelValues(b.host, statusLabel(page, slot), methodNames[mi])
+	if c := t.cells[r.id].Load(); c != nil && c.r == r {
+		return c
 	}
-	p[slot].Store(&counterCell{c: c})
+	// The slot is empty, or holds the cells of a forgotten route whose id
+	// r reuses (ForgetRoute clears its slots, so only a race leaves one).
+	c := &routeCells{m: m, b: b, r: r, duration: m.duration.WithLabelValues(r.name, b.pool, b.host)}
+	t.cells[r.id].Store(c)
+	r.cells[c] = struct{}{}
 	return c
 }

@@ -43,11 +43,14 @@ const (
 	RejectNoRoute        = "no_route"
 )
 
-// NoBackendLabel is the backend label value used by NoBackend.
+// NoBackendLabel is the pool and backend label value used by NoBackend, and
+// the route label value of requests recorded with a nil *Route.
 const NoBackendLabel = "none"
 
 // Label names.
 const (
+	labelRoute     = "route"
+	labelPool      = "pool"
 	labelBackend   = "backend"
 	labelStatus    = "status"
 	labelMethod    = "method"
@@ -63,8 +66,9 @@ var latencyBuckets = []float64{
 	0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 }
 
-// BackendSample is the scrape-time state of one backend.
+// BackendSample is the scrape-time state of one backend in one pool.
 type BackendSample struct {
+	Pool    string // the pool's name, the pool label value
 	Backend string // host:port, the backend label value
 	Up      bool   // currently considered healthy
 	Active  int64  // requests or connections in flight right now
@@ -75,9 +79,10 @@ type BackendSample struct {
 // BackendSamples is called from the scrape goroutine, possibly from several
 // scrapes at once, and must not block for long. It appends one sample per
 // backend to dst and returns the extended slice, which the metrics package
-// then owns and may reorder. If the same Backend appears more than once (one
-// address in two pools), the samples are merged: up if any of them is up,
-// Active summed.
+// then owns and may reorder. Each (Pool, Backend) pair is one series; one
+// address in two pools gives two. If the same pair appears more than once
+// (one address under two schemes in one pool), those samples are merged: up
+// if any of them is up, Active summed.
 type BackendSource interface {
 	BackendSamples(dst []BackendSample) []BackendSample
 }
@@ -85,10 +90,10 @@ type BackendSource interface {
 // Metrics owns every fulcrum collector registered on one registry.
 // All methods are safe for concurrent use.
 type Metrics struct {
-	requests *prometheus.CounterVec   // loadbalancer_request_count_total{backend,status,method}
-	duration *prometheus.HistogramVec // loadbalancer_request_duration_seconds{backend}
-	response *prometheus.HistogramVec // loadbalancer_backend_response_seconds{backend}
-	errors   *prometheus.CounterVec   // loadbalancer_backend_errors_total{backend,error_type}
+	requests *prometheus.CounterVec   // loadbalancer_request_count_total{route,pool,backend,status,method}
+	duration *prometheus.HistogramVec // loadbalancer_request_duration_seconds{route,pool,backend}
+	response *prometheus.HistogramVec // loadbalancer_backend_response_seconds{pool,backend}
+	errors   *prometheus.CounterVec   // loadbalancer_backend_errors_total{pool,backend,error_type}
 
 	sticky   counterCache
 	rejected counterCache
@@ -97,23 +102,31 @@ type Metrics struct {
 	panics                 prometheus.Counter
 	retries                prometheus.Counter
 	budgetExhausted        prometheus.Counter
-	panicMode              prometheus.Gauge
+	panicMode              *prometheus.GaugeVec // fulcrum_panic_mode{pool}
 
-	// discard receives increments from handles of forgotten backends, so a
-	// request still in flight during Forget cannot re-create their series.
-	// It is never registered.
-	discard prometheus.Counter
+	// discard and discardHist receive observations from handles of
+	// forgotten backends and routes, so a request still in flight during
+	// Forget or ForgetRoute cannot re-create their series. Never registered.
+	discard     prometheus.Counter
+	discardHist prometheus.Histogram
+	dead        *routeCells // shared cells of forgotten handles; never stored in a table
 
-	none *Backend // NoBackend handle; never forgotten
+	none    *Backend // NoBackend handle; never forgotten
+	noRoute *Route   // the route of a nil *Route; never forgotten
 
-	// backends maps host to *Backend. Reads are lock-free (sync.Map.Load
-	// does not allocate for string keys); inserts and deletes hold mu.
+	// backends maps backendKey to *Backend. Reads are lock-free and do not
+	// allocate; inserts and deletes hold mu.
 	backends sync.Map
 
-	// mu serialises the slow paths: creating a handle, lazily creating a
-	// request counter child, and Forget. Holding it across all three is
-	// what makes Forget exact (see Forget).
+	// mu serialises the slow paths: creating a Backend or Route handle,
+	// lazily creating a request child, Forget and ForgetRoute. Holding it
+	// across all of them is what makes the forgets exact (see Forget).
 	mu sync.Mutex
+
+	// Guarded by mu.
+	routes  map[string]*Route
+	freeIDs []int // route ids released by ForgetRoute, for reuse
+	nextID  int   // next never-used route id
 }
 
 // New builds the collectors and registers them, together with the Go runtime
@@ -128,22 +141,22 @@ func New(reg prometheus.Registerer, src BackendSource) *Metrics {
 	m := &Metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "loadbalancer_request_count_total",
-			Help: "Requests handled, by backend (host:port, or \"none\" if no backend was used), response status code and request method.",
-		}, []string{labelBackend, labelStatus, labelMethod}),
+			Help: "Requests handled, by route, pool and backend (host:port; pool and backend are \"none\" if no backend was used), response status code and request method.",
+		}, []string{labelRoute, labelPool, labelBackend, labelStatus, labelMethod}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "loadbalancer_request_duration_seconds",
-			Help:    "Total time to handle a request, from receiving it to finishing the response, by backend.",
+			Help:    "Total time to handle a request, from receiving it to finishing the response, by route, pool and backend.",
 			Buckets: latencyBuckets,
-		}, []string{labelBackend}),
+		}, []string{labelRoute, labelPool, labelBackend}),
 		response: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "loadbalancer_backend_response_seconds",
-			Help:    "Time from sending a request to a backend until its response headers arrived, by backend.",
+			Help:    "Time from sending a request to a backend until its response headers arrived, by pool and backend.",
 			Buckets: latencyBuckets,
-		}, []string{labelBackend}),
+		}, []string{labelPool, labelBackend}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "loadbalancer_backend_errors_total",
-			Help: "Backend errors, by backend and error type (connect, timeout, transport, http_5xx, health_check, ejected).",
-		}, []string{labelBackend, labelErrorType}),
+			Help: "Backend errors, by pool, backend and error type (connect, timeout, transport, http_5xx, health_check, ejected).",
+		}, []string{labelPool, labelBackend, labelErrorType}),
 		panics: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "fulcrum_panics_total",
 			Help: "Panics recovered while handling requests.",
@@ -156,15 +169,22 @@ func New(reg prometheus.Registerer, src BackendSource) *Metrics {
 			Name: "fulcrum_retry_budget_exhausted_total",
 			Help: "Retries skipped because the retry budget was exhausted.",
 		}),
-		panicMode: prometheus.NewGauge(prometheus.GaugeOpts{
+		panicMode: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "fulcrum_panic_mode",
-			Help: "1 while panic mode is active, else 0.",
-		}),
+			Help: "1 while the pool is in panic mode, else 0, by pool.",
+		}, []string{labelPool}),
 		discard: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "fulcrum_discarded",
 			Help: "Not registered.",
 		}),
+		discardHist: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "fulcrum_discarded_seconds",
+			Help:    "Not registered.",
+			Buckets: []float64{1},
+		}),
+		routes: map[string]*Route{},
 	}
+	m.dead = &routeCells{m: m, dead: true, duration: m.discardHist}
 	stickyVec := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "loadbalancer_sticky_total",
 		Help: "Sticky-session lookups, by result (hit, miss, repinned).",
@@ -197,7 +217,8 @@ func New(reg prometheus.Registerer, src BackendSource) *Metrics {
 	}
 	reg.MustRegister(cs...)
 
-	m.none = m.newBackend(NoBackendLabel)
+	m.none = &Backend{m: m, pool: NoBackendLabel, host: NoBackendLabel, none: true}
+	m.noRoute = m.newRouteLocked(NoBackendLabel)
 	return m
 }
 
@@ -229,15 +250,19 @@ func (m *Metrics) RetryAttempt() { m.retries.Inc() }
 // RetryBudgetExhausted counts one retry skipped because the budget ran out.
 func (m *Metrics) RetryBudgetExhausted() { m.budgetExhausted.Inc() }
 
-// PanicMode sets fulcrum_panic_mode to 1 (active) or 0. Call it on the
-// transition, from the code that decides it.
-func (m *Metrics) PanicMode(active bool) {
+// PanicMode sets fulcrum_panic_mode{pool} to 1 (active) or 0. Call it from
+// the code that decides it, at least on every transition.
+func (m *Metrics) PanicMode(pool string, active bool) {
+	v := 0.0
 	if active {
-		m.panicMode.Set(1)
-	} else {
-		m.panicMode.Set(0)
+		v = 1
 	}
+	m.panicMode.WithLabelValues(pool).Set(v)
 }
+
+// ForgetPool deletes fulcrum_panic_mode{pool}; call it when a reload removes
+// the pool (its backends are forgotten one by one with Forget).
+func (m *Metrics) ForgetPool(pool string) { m.panicMode.DeleteLabelValues(pool) }
 
 // counterCache maps one label value to its counter child. Lookups are
 // lock-free and allocation-free once the value has been seen; the values

@@ -141,321 +141,6 @@ func wantSeries(t *testing.T, reg prometheus.Gatherer, name string, want map[str
 	}
 }
 
-func TestObserveRequestConcurrentExact(t *testing.T) {
-	t.Parallel()
-	m, reg, _ := newTest(t)
-
-	const goroutines, perG = 32, 500
-	hosts := []string{"10.0.0.1:80", "10.0.0.2:80"}
-	methods := []string{"GET", "POST", "get", "BREW"}
-	statuses := []int{200, 404, 503}
-
-	var wg sync.WaitGroup
-	for g := range goroutines {
-		wg.Go(func() {
-			for i := range perG {
-				// Each goroutine looks the handle up itself, so creation
-				// and lazy child creation race too.
-				b := m.Backend(hosts[(g+i)%len(hosts)])
-				b.ObserveRequest(methods[i%len(methods)], statuses[i%len(statuses)], time.Millisecond)
-				b.ObserveResponse(time.Millisecond)
-			}
-		})
-	}
-	wg.Wait()
-
-	// Recompute the expected counts sequentially.
-	want := map[string]float64{}
-	perHost := map[string]float64{"backend=none": 0} // NoBackend's histograms exist from New
-	for g := range goroutines {
-		for i := range perG {
-			h := hosts[(g+i)%len(hosts)]
-			meth := map[string]string{"GET": "GET", "POST": "POST", "get": "GET", "BREW": "OTHER"}[methods[i%len(methods)]]
-			want[fmt.Sprintf("backend=%s,method=%s,status=%d", h, meth, statuses[i%len(statuses)])]++
-			perHost["backend="+h]++
-		}
-	}
-	wantSeries(t, reg, "loadbalancer_request_count_total", want)
-	wantSeries(t, reg, "loadbalancer_request_duration_seconds", perHost)
-	wantSeries(t, reg, "loadbalancer_backend_response_seconds", perHost)
-
-	// The observed durations land in the right bucket with an exact sum.
-	mf := gather(t, reg)["loadbalancer_request_duration_seconds"]
-	h := mf.GetMetric()[0].GetHistogram()
-	for _, bk := range h.GetBucket() {
-		wantCum := uint64(0)
-		if bk.GetUpperBound() >= 0.001 {
-			wantCum = h.GetSampleCount()
-		}
-		if bk.GetCumulativeCount() != wantCum {
-			t.Errorf("bucket le=%v: %d, want %d", bk.GetUpperBound(), bk.GetCumulativeCount(), wantCum)
-		}
-	}
-	if diff := h.GetSampleSum() - float64(h.GetSampleCount())*0.001; diff > 1e-9 || diff < -1e-9 {
-		t.Errorf("sum = %v, want %v", h.GetSampleSum(), float64(h.GetSampleCount())*0.001)
-	}
-}
-
-func TestMethodLabel(t *testing.T) {
-	t.Parallel()
-	cases := []struct{ in, want string }{
-		{"GET", "GET"}, {"HEAD", "HEAD"}, {"POST", "POST"}, {"PUT", "PUT"},
-		{"PATCH", "PATCH"}, {"DELETE", "DELETE"}, {"CONNECT", "CONNECT"},
-		{"OPTIONS", "OPTIONS"}, {"TRACE", "TRACE"},
-		{"get", "GET"}, {"pAtCh", "PATCH"},
-		{"PROPFIND", "OTHER"}, {"BREW", "OTHER"}, {"", "OTHER"}, {"GETX", "OTHER"},
-		{"OTHER", "OTHER"}, {"po\u017ft", "OTHER"}, {"G\xffT", "OTHER"},
-	}
-	for _, c := range cases {
-		t.Run(c.in, func(t *testing.T) {
-			t.Parallel()
-			m, reg, _ := newTest(t)
-			m.Backend("b:1").ObserveRequest(c.in, 200, 0)
-			wantSeries(t, reg, "loadbalancer_request_count_total",
-				map[string]float64{"backend=b:1,method=" + c.want + ",status=200": 1})
-		})
-	}
-}
-
-func TestStatusLabel(t *testing.T) {
-	t.Parallel()
-	m, reg, _ := newTest(t)
-	b := m.Backend("b:1")
-	for _, code := range []int{100, 101, 200, 204, 301, 404, 499, 500, 599, 600, 999, 0, -1, 99, 1000} {
-		b.ObserveRequest("GET", code, 0)
-	}
-	wantSeries(t, reg, "loadbalancer_request_count_total", map[string]float64{
-		"backend=b:1,method=GET,status=100":   1,
-		"backend=b:1,method=GET,status=101":   1,
-		"backend=b:1,method=GET,status=200":   1,
-		"backend=b:1,method=GET,status=204":   1,
-		"backend=b:1,method=GET,status=301":   1,
-		"backend=b:1,method=GET,status=404":   1,
-		"backend=b:1,method=GET,status=499":   1,
-		"backend=b:1,method=GET,status=500":   1,
-		"backend=b:1,method=GET,status=599":   1,
-		"backend=b:1,method=GET,status=600":   1,
-		"backend=b:1,method=GET,status=999":   1,
-		"backend=b:1,method=GET,status=other": 4,
-	})
-}
-
-func TestBackendHandleIdentity(t *testing.T) {
-	t.Parallel()
-	m, _, _ := newTest(t)
-	const n = 16
-	got := make([]*Backend, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() { got[i] = m.Backend("10.0.0.9:8080") })
-	}
-	wg.Wait()
-	for i := range got {
-		if got[i] != got[0] {
-			t.Fatalf("Backend returned different handles for the same host")
-		}
-	}
-	if m.Backend("10.0.0.10:8080") == got[0] {
-		t.Fatalf("different hosts share a handle")
-	}
-	if m.Backend("") != m.NoBackend() || m.Backend(NoBackendLabel) != m.NoBackend() {
-		t.Fatalf(`Backend("") and Backend("none") must return NoBackend`)
-	}
-}
-
-func TestNoBackend(t *testing.T) {
-	t.Parallel()
-	m, reg, _ := newTest(t)
-	m.NoBackend().ObserveRequest("GET", 503, 2*time.Millisecond)
-	m.NoBackend().Error(ErrConnect)
-	wantSeries(t, reg, "loadbalancer_request_count_total",
-		map[string]float64{"backend=none,method=GET,status=503": 1})
-	wantSeries(t, reg, "loadbalancer_request_duration_seconds",
-		map[string]float64{"backend=none": 1})
-	if v := series(t, reg, "loadbalancer_backend_errors_total")["backend=none,error_type=connect"]; v != 1 {
-		t.Errorf("none connect errors = %v, want 1", v)
-	}
-}
-
-func TestErrors(t *testing.T) {
-	t.Parallel()
-	m, reg, _ := newTest(t)
-	b := m.Backend("b:1")
-	want := map[string]float64{}
-	for i, tc := range []struct {
-		t    ErrorType
-		name string
-	}{
-		{ErrConnect, "connect"}, {ErrTimeout, "timeout"}, {ErrTransport, "transport"},
-		{ErrHTTP5xx, "http_5xx"}, {ErrHealthCheck, "health_check"}, {ErrEjected, "ejected"},
-	} {
-		if tc.t.String() != tc.name {
-			t.Errorf("%d.String() = %q, want %q", tc.t, tc.t.String(), tc.name)
-		}
-		for range i + 1 {
-			b.Error(tc.t)
-		}
-		want["backend=b:1,error_type="+tc.name] = float64(i + 1)
-		want["backend=none,error_type="+tc.name] = 0 // pre-created by New
-	}
-	b.Error(0)            // zero value: ignored
-	b.Error(errorTypeEnd) // out of range: ignored
-	b.Error(255)
-	wantSeries(t, reg, "loadbalancer_backend_errors_total", want)
-}
-
-func TestBackendState(t *testing.T) {
-	t.Parallel()
-	_, reg, src := newTest(t)
-
-	src.set(
-		BackendSample{Backend: "10.0.0.1:80", Up: true, Active: 3},
-		BackendSample{Backend: "10.0.0.2:80", Up: false, Active: 0},
-	)
-	wantSeries(t, reg, "loadbalancer_backend_up", map[string]float64{
-		"backend=10.0.0.1:80": 1, "backend=10.0.0.2:80": 0,
-	})
-	wantSeries(t, reg, "loadbalancer_backend_connections_active", map[string]float64{
-		"backend=10.0.0.1:80": 3, "backend=10.0.0.2:80": 0,
-	})
-
-	// The next scrape sees the new state; a removed backend disappears; the
-	// same address in two pools is merged instead of failing the scrape.
-	src.set(
-		BackendSample{Backend: "10.0.0.2:80", Up: true, Active: 7},
-		BackendSample{Backend: "10.0.0.3:80", Up: false, Active: 1},
-		BackendSample{Backend: "10.0.0.2:80", Up: false, Active: 2},
-	)
-	wantSeries(t, reg, "loadbalancer_backend_up", map[string]float64{
-		"backend=10.0.0.2:80": 1, "backend=10.0.0.3:80": 0,
-	})
-	wantSeries(t, reg, "loadbalancer_backend_connections_active", map[string]float64{
-		"backend=10.0.0.2:80": 9, "backend=10.0.0.3:80": 1,
-	})
-
-	src.set()
-	wantSeries(t, reg, "loadbalancer_backend_up", map[string]float64{})
-}
-
-func TestBackendStateBadLabelFailsScrapeNotProcess(t *testing.T) {
-	t.Parallel()
-	_, reg, src := newTest(t)
-	src.set(BackendSample{Backend: "\xff", Up: true}, BackendSample{Backend: "ok:1", Up: true})
-	if _, err := reg.Gather(); err == nil {
-		t.Fatal("Gather with an invalid label value: want error")
-	}
-}
-
-func TestNilSource(t *testing.T) {
-	t.Parallel()
-	reg := prometheus.NewPedanticRegistry()
-	New(reg, nil)
-	mfs := gather(t, reg)
-	for _, name := range []string{"loadbalancer_backend_up", "loadbalancer_backend_connections_active"} {
-		if mfs[name] != nil {
-			t.Errorf("%s exported without a source", name)
-		}
-	}
-}
-
-func TestForget(t *testing.T) {
-	t.Parallel()
-	m, reg, _ := newTest(t)
-	gone, kept := m.Backend("10.0.0.1:80"), m.Backend("10.0.0.2:80")
-	for _, b := range []*Backend{gone, kept} {
-		b.ObserveRequest("GET", 200, time.Millisecond)
-		b.ObserveResponse(time.Millisecond)
-		b.Error(ErrTimeout)
-	}
-	m.NoBackend().ObserveRequest("GET", 404, 0)
-
-	m.Forget("10.0.0.1:80")
-	m.Forget(NoBackendLabel) // no-op
-	m.Forget("")             // no-op
-	m.Forget("never:1")      // no-op
-
-	for name, f := range gather(t, reg) {
-		for _, mt := range f.GetMetric() {
-			if strings.Contains(labelsOf(mt), "backend=10.0.0.1:80") {
-				t.Errorf("%s{%s} survived Forget", name, labelsOf(mt))
-			}
-		}
-	}
-	wantSeries(t, reg, "loadbalancer_request_count_total", map[string]float64{
-		"backend=10.0.0.2:80,method=GET,status=200": 1,
-		"backend=none,method=GET,status=404":        1,
-	})
-	if v := series(t, reg, "loadbalancer_backend_errors_total")["backend=10.0.0.2:80,error_type=timeout"]; v != 1 {
-		t.Errorf("kept backend's errors = %v, want 1", v)
-	}
-
-	// A request still in flight on the old handle must not resurrect the
-	// series, even for a label combination that handle never saw.
-	gone.ObserveRequest("GET", 200, 0)
-	gone.ObserveRequest("POST", 502, 0)
-	gone.ObserveResponse(0)
-	gone.Error(ErrConnect)
-	for name, f := range gather(t, reg) {
-		for _, mt := range f.GetMetric() {
-			if strings.Contains(labelsOf(mt), "backend=10.0.0.1:80") {
-				t.Errorf("%s{%s} re-created by a forgotten handle", name, labelsOf(mt))
-			}
-		}
-	}
-
-	// Re-adding the address yields a new handle that starts from zero.
-	again := m.Backend("10.0.0.1:80")
-	if again == gone {
-		t.Fatal("Backend after Forget returned the forgotten handle")
-	}
-	again.ObserveRequest("GET", 200, 0)
-	if v := series(t, reg, "loadbalancer_request_count_total")["backend=10.0.0.1:80,method=GET,status=200"]; v != 1 {
-		t.Errorf("re-added backend count = %v, want 1", v)
-	}
-}
-
-func TestForgetConcurrentWithRequests(t *testing.T) {
-	t.Parallel()
-	m, reg, _ := newTest(t)
-	const host = "10.0.0.1:80"
-	var (
-		wg      sync.WaitGroup
-		mu      sync.Mutex
-		handles = map[*Backend]bool{}
-	)
-	for g := range 8 {
-		wg.Go(func() {
-			for i := range 200 {
-				b := m.Backend(host)
-				b.ObserveRequest("GET", 200+(g*200+i)%300, 0)
-				mu.Lock()
-				handles[b] = true
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Go(func() {
-		for range 50 {
-			m.Forget(host)
-		}
-	})
-	wg.Wait()
-	// Whatever the interleaving, a final Forget removes every series for
-	// host, and no handle handed out during the race can bring one back.
-	m.Forget(host)
-	for b := range handles {
-		b.ObserveRequest("PUT", 201, 0)
-		b.Error(ErrEjected)
-	}
-	for name, f := range gather(t, reg) {
-		for _, mt := range f.GetMetric() {
-			if strings.Contains(labelsOf(mt), "backend="+host) {
-				t.Errorf("%s{%s} survived the final Forget", name, labelsOf(mt))
-			}
-		}
-	}
-}
-
 func TestProductMetrics(t *testing.T) {
 	t.Parallel()
 	m, reg, _ := newTest(t)
@@ -496,11 +181,14 @@ func TestProductMetrics(t *testing.T) {
 	wantSeries(t, reg, "fulcrum_retries_total", map[string]float64{"": 2})
 	wantSeries(t, reg, "fulcrum_retry_budget_exhausted_total", map[string]float64{"": 1})
 
-	wantSeries(t, reg, "fulcrum_panic_mode", map[string]float64{"": 0})
-	m.PanicMode(true)
-	wantSeries(t, reg, "fulcrum_panic_mode", map[string]float64{"": 1})
-	m.PanicMode(false)
-	wantSeries(t, reg, "fulcrum_panic_mode", map[string]float64{"": 0})
+	wantSeries(t, reg, "fulcrum_panic_mode", map[string]float64{})
+	m.PanicMode("a", true)
+	m.PanicMode("b", false)
+	wantSeries(t, reg, "fulcrum_panic_mode", map[string]float64{"pool=a": 1, "pool=b": 0})
+	m.PanicMode("a", false)
+	wantSeries(t, reg, "fulcrum_panic_mode", map[string]float64{"pool=a": 0, "pool=b": 0})
+	m.ForgetPool("a")
+	wantSeries(t, reg, "fulcrum_panic_mode", map[string]float64{"pool=b": 0})
 }
 
 func TestProductMetricsConcurrent(t *testing.T) {
@@ -535,59 +223,42 @@ func TestProductMetricsConcurrent(t *testing.T) {
 func TestExposition(t *testing.T) {
 	t.Parallel()
 	m, reg, src := newTest(t)
-	src.set(BackendSample{Backend: "10.0.0.1:80", Up: true, Active: 2})
-	b := m.Backend("10.0.0.1:80")
-	b.ObserveRequest("GET", 200, 3*time.Millisecond)
+	src.set(BackendSample{Pool: "default", Backend: "10.0.0.1:80", Up: true, Active: 2})
+	b := m.Backend("default", "10.0.0.1:80")
+	b.ObserveRequest(m.Route("api"), "GET", 200, 3*time.Millisecond)
 	b.Error(ErrHTTP5xx)
+	m.PanicMode("default", false)
 
 	const want = `
 # HELP loadbalancer_backend_connections_active Requests or connections currently in flight to the backend.
 # TYPE loadbalancer_backend_connections_active gauge
-loadbalancer_backend_connections_active{backend="10.0.0.1:80"} 2
+loadbalancer_backend_connections_active{backend="10.0.0.1:80",pool="default"} 2
 # HELP loadbalancer_backend_up Whether the backend is currently considered healthy (1) or not (0).
 # TYPE loadbalancer_backend_up gauge
-loadbalancer_backend_up{backend="10.0.0.1:80"} 1
-# HELP loadbalancer_request_count_total Requests handled, by backend (host:port, or "none" if no backend was used), response status code and request method.
+loadbalancer_backend_up{backend="10.0.0.1:80",pool="default"} 1
+# HELP loadbalancer_request_count_total Requests handled, by route, pool and backend (host:port; pool and backend are "none" if no backend was used), response status code and request method.
 # TYPE loadbalancer_request_count_total counter
-loadbalancer_request_count_total{backend="10.0.0.1:80",method="GET",status="200"} 1
-# HELP loadbalancer_request_duration_seconds Total time to handle a request, from receiving it to finishing the response, by backend.
+loadbalancer_request_count_total{backend="10.0.0.1:80",method="GET",pool="default",route="api",status="200"} 1
+# HELP loadbalancer_request_duration_seconds Total time to handle a request, from receiving it to finishing the response, by route, pool and backend.
 # TYPE loadbalancer_request_duration_seconds histogram
-loadbalancer_request_duration_seconds_bucket{backend="10.0.0.1:80",le="0.0005"} 0
-loadbalancer_request_duration_seconds_bucket{backend="10.0.0.1:80",le="0.001"} 0
-loadbalancer_request_duration_seconds_bucket{backend="10.0.0.1:80",le="0.0025"} 0
-loadbalancer_request_duration_seconds_bucket{backend="10.0.0.1:80",le="0.005"} 1
-loadbalancer_request_duration_seconds_bucket{backend="10.0.0.1:80",le="0.01"} 1
-loadbalancer_request_duration_seconds_bucket{backend="10.0.0.1:80",le="0.025"} 1
-loadbalancer_request_duration_seconds_bucket{backend="10.0.0.1:80",le="0.05"} 1
-loadbalancer_request_duration_seconds_bucket{backend="10.0.0.1:80",le="0.1"} 1
-loadbalancer_request_duration_seconds_bucket{backend="10.0.0.1:80",le="0.25"} 1
-loadbalancer_request_duration_seconds_bucket{backend="10.0.0.1:80",le="0.5"} 1
-loadbalancer_request_duration_seconds_bucket{backend="10.0.0.1:80",le="1"} 1
-loadbalancer_request_duration_seconds_bucket{backend="10.0.0.1:80",le="2.5"} 1
-loadbalancer_request_duration_seconds_bucket{backend="10.0.0.1:80",le="5"} 1
-loadbalancer_request_duration_seconds_bucket{backend="10.0.0.1:80",le="10"} 1
-loadbalancer_request_duration_seconds_bucket{backend="10.0.0.1:80",le="30"} 1
-loadbalancer_request_duration_seconds_bucket{backend="10.0.0.1:80",le="+Inf"} 1
-loadbalancer_request_duration_seconds_sum{backend="10.0.0.1:80"} 0.003
-loadbalancer_request_duration_seconds_count{backend="10.0.0.1:80"} 1
-loadbalancer_request_duration_seconds_bucket{backend="none",le="0.0005"} 0
-loadbalancer_request_duration_seconds_bucket{backend="none",le="0.001"} 0
-loadbalancer_request_duration_seconds_bucket{backend="none",le="0.0025"} 0
-loadbalancer_request_duration_seconds_bucket{backend="none",le="0.005"} 0
-loadbalancer_request_duration_seconds_bucket{backend="none",le="0.01"} 0
-loadbalancer_request_duration_seconds_bucket{backend="none",le="0.025"} 0
-loadbalancer_request_duration_seconds_bucket{backend="none",le="0.05"} 0
-loadbalancer_request_duration_seconds_bucket{backend="none",le="0.1"} 0
-loadbalancer_request_duration_seconds_bucket{backend="none",le="0.25"} 0
-loadbalancer_request_duration_seconds_bucket{backend="none",le="0.5"} 0
-loadbalancer_request_duration_seconds_bucket{backend="none",le="1"} 0
-loadbalancer_request_duration_seconds_bucket{backend="none",le="2.5"} 0
-loadbalancer_request_duration_seconds_bucket{backend="none",le="5"} 0
-loadbalancer_request_duration_seconds_bucket{backend="none",le="10"} 0
-loadbalancer_request_duration_seconds_bucket{backend="none",le="30"} 0
-loadbalancer_request_duration_seconds_bucket{backend="none",le="+Inf"} 0
-loadbalancer_request_duration_seconds_sum{backend="none"} 0
-loadbalancer_request_duration_seconds_count{backend="none"} 0
+loadbalancer_request_duration_seconds_bucket{backend="10.0.0.1:80",pool="default",route="api",le="0.0005"} 0
+loadbalancer_request_duration_seconds_bucket{backend="10.0.0.1:80",pool="default",route="api",le="0.001"} 0
+loadbalancer_request_duration_seconds_bucket{backend="10.0.0.1:80",pool="default",route="api",le="0.0025"} 0
+loadbalancer_request_duration_seconds_bucket{backend="10.0.0.1:80",pool="default",route="api",le="0.005"} 1
+loadbalancer_request_duration_seconds_bucket{backend="10.0.0.1:80",pool="default",route="api",le="0.01"} 1
+loadbalancer_request_duration_seconds_bucket{backend="10.0.0.1:80",pool="default",route="api",le="0.025"} 1
+loadbalancer_request_duration_seconds_bucket{backend="10.0.0.1:80",pool="default",route="api",le="0.05"} 1
+loadbalancer_request_duration_seconds_bucket{backend="10.0.0.1:80",pool="default",route="api",le="0.1"} 1
+loadbalancer_request_duration_seconds_bucket{backend="10.0.0.1:80",pool="default",route="api",le="0.25"} 1
+loadbalancer_request_duration_seconds_bucket{backend="10.0.0.1:80",pool="default",route="api",le="0.5"} 1
+loadbalancer_request_duration_seconds_bucket{backend="10.0.0.1:80",pool="default",route="api",le="1"} 1
+loadbalancer_request_duration_seconds_bucket{backend="10.0.0.1:80",pool="default",route="api",le="2.5"} 1
+loadbalancer_request_duration_seconds_bucket{backend="10.0.0.1:80",pool="default",route="api",le="5"} 1
+loadbalancer_request_duration_seconds_bucket{backend="10.0.0.1:80",pool="default",route="api",le="10"} 1
+loadbalancer_request_duration_seconds_bucket{backend="10.0.0.1:80",pool="default",route="api",le="30"} 1
+loadbalancer_request_duration_seconds_bucket{backend="10.0.0.1:80",pool="default",route="api",le="+Inf"} 1
+loadbalancer_request_duration_seconds_sum{backend="10.0.0.1:80",pool="default",route="api"} 0.003
+loadbalancer_request_duration_seconds_count{backend="10.0.0.1:80",pool="default",route="api"} 1
 `
 	mfs := gather(t, reg)
 	var got strings.Builder
@@ -610,15 +281,15 @@ loadbalancer_request_duration_seconds_count{backend="none"} 0
 		typ    dto.MetricType
 		labels []string
 	}{
-		"loadbalancer_backend_response_seconds": {dto.MetricType_HISTOGRAM, []string{"backend"}},
-		"loadbalancer_backend_errors_total":     {dto.MetricType_COUNTER, []string{"backend", "error_type"}},
+		"loadbalancer_backend_response_seconds": {dto.MetricType_HISTOGRAM, []string{"backend", "pool"}},
+		"loadbalancer_backend_errors_total":     {dto.MetricType_COUNTER, []string{"backend", "error_type", "pool"}},
 		"loadbalancer_sticky_total":             {dto.MetricType_COUNTER, []string{"result"}},
 		"fulcrum_reloads_total":                 {dto.MetricType_COUNTER, []string{"result"}},
 		"fulcrum_rejected_requests_total":       {dto.MetricType_COUNTER, []string{"reason"}},
 		"fulcrum_panics_total":                  {dto.MetricType_COUNTER, nil},
 		"fulcrum_retries_total":                 {dto.MetricType_COUNTER, nil},
 		"fulcrum_retry_budget_exhausted_total":  {dto.MetricType_COUNTER, nil},
-		"fulcrum_panic_mode":                    {dto.MetricType_GAUGE, nil},
+		"fulcrum_panic_mode":                    {dto.MetricType_GAUGE, []string{"pool"}},
 	} {
 		mf := mfs[name]
 		if mf == nil {
@@ -684,7 +355,7 @@ func TestRegistriesAreIndependent(t *testing.T) {
 	t.Parallel()
 	m1, reg1, _ := newTest(t)
 	_, reg2, _ := newTest(t)
-	m1.Backend("b:1").ObserveRequest("GET", 200, 0)
+	m1.Backend("p", "b:1").ObserveRequest(nil, "GET", 200, 0)
 	m1.Panic()
 	if n := len(series(t, reg2, "loadbalancer_request_count_total")); n != 0 {
 		t.Errorf("second registry sees %d request series", n)
@@ -709,22 +380,23 @@ func TestNewTwiceOnOneRegistryPanics(t *testing.T) {
 // report the same numbers.
 func TestZeroAllocs(t *testing.T) {
 	m, _, _ := newTest(t)
-	b := m.Backend("10.0.0.1:80")
-	b.ObserveRequest("GET", 200, time.Millisecond) // warm-up: first sight of the labels
-	b.ObserveRequest("get", 200, time.Millisecond)
+	b := m.Backend("p", "10.0.0.1:80")
+	r := m.Route("api")
 	m.Rejected("custom")
 	for name, f := range map[string]func(){
-		"ObserveRequest":  func() { b.ObserveRequest("GET", 200, time.Millisecond) },
-		"ObserveFolded":   func() { b.ObserveRequest("get", 200, time.Millisecond) },
+		"ObserveRequest":  func() { b.ObserveRequest(nil, "GET", 200, time.Millisecond) },
+		"ObserveRoute":    func() { b.ObserveRequest(r, "GET", 200, time.Millisecond) },
+		"ObserveFolded":   func() { b.ObserveRequest(r, "get", 200, time.Millisecond) },
 		"ObserveResponse": func() { b.ObserveResponse(time.Millisecond) },
 		"Error":           func() { b.Error(ErrTimeout) },
 		"Sticky":          func() { m.Sticky(StickyHit) },
 		"Rejected":        func() { m.Rejected(RejectConnLimit) },
 		"RejectedCustom":  func() { m.Rejected("custom") },
-		"Backend":         func() { _ = m.Backend("10.0.0.1:80") },
-		"NoBackend":       func() { m.NoBackend().ObserveRequest("GET", 503, 0) },
+		"Backend":         func() { _ = m.Backend("p", "10.0.0.1:80") },
+		"NoBackend":       func() { m.NoBackend().ObserveRequest(nil, "GET", 503, 0) },
+		"NoBackendRoute":  func() { m.NoBackend().ObserveRequest(r, "GET", 503, 0) },
 		"Retry":           func() { m.RetryAttempt() },
-		"PanicMode":       func() { m.PanicMode(true) },
+		"PanicMode":       func() { m.PanicMode("p", true) },
 	} {
 		f() // warm-up
 		if a := testing.AllocsPerRun(100, f); a != 0 {

@@ -29,3 +29,17 @@ func (p *Pool) Drain(ctx context.Context) {
 		}
 	}
 }
+
+// ForgetMetrics deletes the metric series of every backend of the pool, and
+// its panic-mode series: for a pool a reload removed, once it has drained.
+func (p *Pool) ForgetMetrics() {
+	if p.opt.Metrics == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, m := range p.order {
+		p.opt.Metrics.Forget(p.cfg.Name, m.cfg.Host)
+	}
+	p.opt.Metrics.ForgetPool(p.cfg.Name)
+}

@@ -31,6 +31,7 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 // every field the pool reads filled in; mut adjusts it.
 func testCfg(hosts []string, mut func(*config.Pool)) *config.Pool {
 	c := &config.Pool{
+		Name:     "default",
 		Strategy: "round_robin",
 		HealthCheck: config.HealthCheck{
 			Type: "tcp", Path: "/", Interval: time.Second, Timeout: 500 * time.Millisecond,
@@ -133,7 +134,7 @@ func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	return -1
 }
 
-// backendErrors reads loadbalancer_backend_errors_total{backend,error_type} (0 if absent).
+// backendErrors reads loadbalancer_backend_errors_total{pool="default",backend,error_type} (0 if absent).
 func backendErrors(t *testing.T, reg *prometheus.Registry, host, typ string) float64 {
 	t.Helper()
 	mfs, err := reg.Gather()
@@ -149,7 +150,7 @@ func backendErrors(t *testing.T, reg *prometheus.Registry, host, typ string) flo
 			for _, l := range m.GetLabel() {
 				lb[l.GetName()] = l.GetValue()
 			}
-			if lb["backend"] == host && lb["error_type"] == typ {
+			if lb["pool"] == "default" && lb["backend"] == host && lb["error_type"] == typ {
 				return m.GetCounter().GetValue()
 			}
 		}

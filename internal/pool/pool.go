@@ -30,7 +30,7 @@ type Member struct {
 	Backend *backend.Backend
 	State   *backend.State
 	Conns   *upstream.Pool
-	Metrics *metrics.Backend
+	Metrics *metrics.Backend // set when the Member is built, never changed
 	target  *health.Target
 	cfg     config.Backend
 }
@@ -93,10 +93,17 @@ type Pool struct {
 	mu      sync.Mutex // guards the fields below; slow path only
 	cfg     *config.Pool
 	idle    time.Duration
-	members map[string]*Member
+	members map[string]*Member // by Key; a new map on every apply, read-only once published in byKey
 	order   []*Member
 	checker *health.Checker
 	passive atomic.Pointer[health.Passive]
+
+	// byKey is members as of the last apply, for lock-free lookups by the
+	// health reporter.
+	byKey atomic.Pointer[map[string]*Member]
+	// dirty is set by a health transition and cleared by every rebuild
+	// (see reporter.Transition).
+	dirty atomic.Bool
 
 	budget RetryBudget
 
@@ -171,6 +178,9 @@ func (p *Pool) Update(cfg *config.Pool, idleTimeout time.Duration) {
 func (p *Pool) applyLocked(cfg *config.Pool, idleTimeout time.Duration) {
 	now := p.opt.Clock.Now()
 	old := p.members
+	// A renamed pool is a new label value: every backend gets a new handle
+	// and the old name's series are forgotten.
+	renamed := p.cfg != nil && p.cfg.Name != cfg.Name
 	p.members = make(map[string]*Member, len(cfg.Backends))
 	p.order = p.order[:0:0]
 	targets := make([]health.Target, 0, len(cfg.Backends))
@@ -178,14 +188,19 @@ func (p *Pool) applyLocked(cfg *config.Pool, idleTimeout time.Duration) {
 		key := Key(bc)
 		m, ok := old[key]
 		if ok && m.cfg.Scheme == bc.Scheme && p.idle == idleTimeout && p.cfg != nil &&
-			p.cfg.ConnectTimeout == cfg.ConnectTimeout {
+			p.cfg.ConnectTimeout == cfg.ConnectTimeout && !renamed {
 			delete(old, key)
 		} else {
 			if ok {
-				// Same backend, new connection settings: keep its state, renew its connections.
+				// Same backend, new connection settings (or pool name): keep
+				// its state, renew its connections.
 				delete(old, key)
 				m.Conns.Close()
-				m = &Member{State: m.State, Metrics: m.Metrics, target: m.target}
+				mb := m.Metrics
+				if renamed && p.opt.Metrics != nil {
+					mb = p.opt.Metrics.Backend(cfg.Name, bc.Host)
+				}
+				m = &Member{State: m.State, Metrics: mb, target: m.target}
 			} else {
 				m = &Member{State: backend.NewState(now)}
 				if p.cfg == nil {
@@ -197,7 +212,7 @@ func (p *Pool) applyLocked(cfg *config.Pool, idleTimeout time.Duration) {
 					p.opt.Logger.Info("backend added", "backend", bc.Host, "inflight", m.State.Inflight())
 				}
 				if p.opt.Metrics != nil {
-					m.Metrics = p.opt.Metrics.Backend(bc.Host)
+					m.Metrics = p.opt.Metrics.Backend(cfg.Name, bc.Host)
 				}
 			}
 			var tlsCfg *tls.Config
@@ -222,29 +237,43 @@ func (p *Pool) applyLocked(cfg *config.Pool, idleTimeout time.Duration) {
 		p.order = append(p.order, m)
 		targets = append(targets, *m.target)
 	}
+	oldName := ""
+	if p.cfg != nil {
+		oldName = p.cfg.Name
+	}
 	p.cfg = cfg
 	p.idle = idleTimeout
 	p.passive.Store(health.NewPassive(cfg.Passive, p.opt.Clock))
 	p.checker.Update(cfg.HealthCheck, targets)
 	p.rebuildLocked()
+	members := p.members
+	p.byKey.Store(&members)
 	// Removed backends: drained. Idle connections close now; in-flight
 	// requests finish on their own connection, which is closed on return.
 	for _, m := range old {
 		m.State.SetObserver(nil, 0)
 		m.Conns.Close()
-		// Metrics are per host, members per scheme and host: a host still
-		// served under the other scheme keeps its series.
-		if p.opt.Metrics != nil && !p.servesHostLocked(m.cfg.Host) {
-			p.opt.Metrics.Forget(m.cfg.Host)
+		// Metrics are per pool and host, members per scheme and host: a
+		// host still served under the other scheme keeps its series.
+		if p.opt.Metrics != nil && (renamed || !p.servesHostLocked(m.cfg.Host)) {
+			p.opt.Metrics.Forget(oldName, m.cfg.Host)
 		}
 		p.opt.Logger.Info("backend removed", "backend", m.cfg.Host, "inflight", m.State.Inflight())
 	}
+	if renamed && p.opt.Metrics != nil {
+		for _, m := range p.order {
+			p.opt.Metrics.Forget(oldName, m.cfg.Host)
+		}
+		p.opt.Metrics.ForgetPool(oldName)
+	}
 }
 
-// servesHostLocked reports whether a current member has host.
+// servesHostLocked reports whether a current member has exactly host (the
+// metrics label). Members are keyed by scheme and lower-cased host, so only
+// two keys can match.
 func (p *Pool) servesHostLocked(host string) bool {
-	for _, m := range p.order {
-		if m.cfg.Host == host {
+	for _, scheme := range [...]string{"http", "https"} {
+		if m := p.members[Key(config.Backend{Scheme: scheme, Host: host})]; m != nil && m.cfg.Host == host {
 			return true
 		}
 	}
@@ -253,6 +282,7 @@ func (p *Pool) servesHostLocked(host string) bool {
 
 // rebuildLocked publishes a new snapshot from the members' current state.
 func (p *Pool) rebuildLocked() {
+	p.dirty.Store(false) // before reading any state (see reporter.Transition)
 	now := p.opt.Clock.Now()
 	cfg := p.cfg
 	members := make([]*Member, len(p.order))
@@ -318,7 +348,7 @@ func (p *Pool) rebuildLocked() {
 	}
 	prev := p.snap.Swap(snap)
 	if p.opt.Metrics != nil {
-		p.opt.Metrics.PanicMode(snap.Panic)
+		p.opt.Metrics.PanicMode(cfg.Name, snap.Panic)
 	}
 	if prev != nil && prev.Panic != snap.Panic {
 		if snap.Panic {
@@ -493,96 +523,6 @@ func (p *Pool) Freed() <-chan struct{} { return *p.freed.Load() }
 
 // Budget is the pool's retry budget.
 func (p *Pool) Budget() *RetryBudget { return &p.budget }
-
-// Status is one backend's state for the admin API.
-type Status struct {
-	URL       string    `json:"url"`
-	Weight    int       `json:"weight"`
-	Up        bool      `json:"up"`
-	Active    int64     `json:"active"`
-	Requests  uint64    `json:"requests"`
-	Failures  uint64    `json:"failures"`
-	Healthy   bool      `json:"healthy"`
-	Ejected   bool      `json:"ejected"`
-	LastCheck *Check    `json:"last_check,omitempty"`
-	EffWeight int       `json:"effective_weight"`
-	Since     time.Time `json:"-"`
-}
-
-// Check is the result of the last active health check.
-type Check struct {
-	OK   bool      `json:"ok"`
-	At   time.Time `json:"at"`
-	Info string    `json:"info"`
-}
-
-// Statuses lists every backend in configured order.
-func (p *Pool) Statuses() []Status {
-	snap := p.snap.Load()
-	now := p.opt.Clock.Now()
-	out := make([]Status, 0, len(snap.Members))
-	for _, m := range snap.Members {
-		st := Status{
-			URL: m.Backend.URL, Weight: m.Backend.Weight, EffWeight: m.Backend.EffectiveWeight,
-			Up: m.State.Usable(now), Active: m.State.Inflight(),
-			Requests: m.State.Requests(), Failures: m.State.Failures(),
-			Healthy: m.State.Healthy(), Ejected: m.State.Ejected(now),
-		}
-		if at, ok, msg := m.State.LastCheck(); !at.IsZero() {
-			st.LastCheck = &Check{OK: ok, At: at.UTC(), Info: msg}
-		}
-		out = append(out, st)
-	}
-	return out
-}
-
-// BackendSamples implements metrics.BackendSource.
-func (p *Pool) BackendSamples(dst []metrics.BackendSample) []metrics.BackendSample {
-	snap := p.snap.Load()
-	if snap == nil {
-		return dst
-	}
-	now := p.opt.Clock.Now()
-	for _, m := range snap.Members {
-		dst = append(dst, metrics.BackendSample{Backend: m.Backend.Host, Up: m.State.Usable(now), Active: m.State.Inflight()})
-	}
-	return dst
-}
-
-// reporter receives health-check events.
-type reporter Pool
-
-func (r *reporter) CheckDone(t *health.Target, ok bool, err error) {
-	p := (*Pool)(r)
-	if ok || p.opt.Metrics == nil {
-		return
-	}
-	if snap := p.snap.Load(); snap != nil {
-		for _, m := range snap.Members {
-			if m.Backend.Key == t.Key && m.Metrics != nil {
-				m.Metrics.Error(metrics.ErrHealthCheck)
-				return
-			}
-		}
-	}
-	p.opt.Metrics.Backend(t.Host).Error(metrics.ErrHealthCheck)
-}
-
-func (r *reporter) Transition(t *health.Target, up bool, reason string) {
-	p := (*Pool)(r)
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if up {
-		t.State.MarkUpSince(p.opt.Clock.Now())
-	}
-	// Idle connections from before the transition are likely dead (the
-	// backend went away); reusing one within upstream's probeAfter would
-	// count as a request failure and eject the backend that just recovered.
-	if m := p.members[t.Key]; m != nil {
-		m.Conns.CloseIdle()
-	}
-	p.rebuildLocked()
-}
 
 func splitHost(hostport string) (string, string, error) {
 	u, err := url.Parse("//" + hostport)

@@ -666,7 +666,11 @@ func (s *Server) finish(c *clientConn, mem *pool.Member, ri reqInfo, status int,
 		} else {
 			mb = s.metrics.NoBackend()
 		}
-		mb.ObserveRequest(ri.method, status, d)
+		var rt *metrics.Route // route="none": no route matched
+		if ri.entry != nil {
+			rt = ri.entry.metric
+		}
+		mb.ObserveRequest(rt, ri.method, status, d)
 	}
 	if ri.accessLog {
 		be := ""

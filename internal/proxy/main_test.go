@@ -102,7 +102,7 @@ func startProxyWith(tb testing.TB, s proxySetup) *testProxy {
 	ctx, cancel := context.WithCancel(context.Background())
 	p.Start(ctx)
 	set := &proxy.Settings{Limits: sc.Limits, TrustedProxies: sc.TrustedProxies, AccessLog: cfg.AccessLog, RateLimit: sc.RateLimit}
-	srv := proxy.New(set, proxy.SinglePool("default", proxy.NewUpstream("default", p)), proxy.Options{Metrics: m, Logger: logger})
+	srv := proxy.New(set, proxy.SinglePool("default", proxy.NewUpstream("default", p), m), proxy.Options{Metrics: m, Logger: logger})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)

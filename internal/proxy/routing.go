@@ -8,6 +8,7 @@ import (
 
 	"fulcrum/internal/config"
 	"fulcrum/internal/h1"
+	"fulcrum/internal/metrics"
 	"fulcrum/internal/pool"
 	"fulcrum/internal/route"
 )
@@ -53,9 +54,10 @@ type Routing struct {
 type entry struct {
 	rt *route.Route
 	// Label is the route's metrics label: its name, or LISTENER/INDEX.
-	Label string
-	up    *Upstream     // ActionPool
-	split []splitTarget // ActionSplit
+	Label  string
+	metric *metrics.Route // nil without metrics
+	up     *Upstream      // ActionPool
+	split  []splitTarget  // ActionSplit
 	// anySticky: some split target has session persistence, so the
 	// FULCRUM_SPLIT cookie is read and set.
 	anySticky bool
@@ -67,8 +69,9 @@ type splitTarget struct {
 }
 
 // NewRouting compiles the routes of listener with their upstreams. Every
-// pool a route names must be in ups.
-func NewRouting(listener string, specs []route.Spec, ups map[string]*Upstream) (*Routing, error) {
+// pool a route names must be in ups. m (may be nil) gives each route its
+// metrics handle.
+func NewRouting(listener string, specs []route.Spec, ups map[string]*Upstream, m *metrics.Metrics) (*Routing, error) {
 	t, err := route.Compile(specs)
 	if err != nil {
 		return nil, err
@@ -80,6 +83,9 @@ func NewRouting(listener string, specs []route.Spec, ups map[string]*Upstream) (
 		e.Label = rt.Name()
 		if e.Label == "" {
 			e.Label = listener + "/" + strconv.Itoa(i)
+		}
+		if m != nil {
+			e.metric = m.Route(e.Label)
 		}
 		switch rt.Action() {
 		case route.ActionPool:
@@ -106,8 +112,8 @@ func NewRouting(listener string, specs []route.Spec, ups map[string]*Upstream) (
 
 // SinglePool is the routing of the flat form: one catch-all route, labelled
 // LISTENER/0, to u.
-func SinglePool(listener string, u *Upstream) *Routing {
-	r, err := NewRouting(listener, []route.Spec{{Pool: u.Name}}, map[string]*Upstream{u.Name: u})
+func SinglePool(listener string, u *Upstream, m *metrics.Metrics) *Routing {
+	r, err := NewRouting(listener, []route.Spec{{Pool: u.Name}}, map[string]*Upstream{u.Name: u}, m)
 	if err != nil {
 		panic("proxy: a catch-all route cannot fail to compile: " + err.Error())
 	}

@@ -35,7 +35,7 @@ func startRouted(t *testing.T, pools []string, extra map[string]map[string]any, 
 		r.bends[name], r.tps[name] = b, tp
 		ups[name] = proxy.NewUpstream(name, tp.Pool)
 	}
-	rt, err := proxy.NewRouting("public", specs, ups)
+	rt, err := proxy.NewRouting("public", specs, ups, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
