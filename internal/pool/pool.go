@@ -486,7 +486,6 @@ func (p *Pool) ejectionAllowed(m *Member) bool {
 	return ejected*100 <= maxEjectPercent*len(snap.Members)
 }
 
-
 func splitHost(hostport string) (string, string, error) {
 	u, err := url.Parse("//" + hostport)
 	if err != nil {
