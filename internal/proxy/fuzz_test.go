@@ -1,7 +1,6 @@
 package proxy_test
 
 import (
-	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -68,28 +67,6 @@ func FuzzClientIP(f *testing.F) {
 		}
 		if !xffCandidates(fields)[got] {
 			t.Fatalf("ClientIP returned %v, which is neither the peer %v nor in X-Forwarded-For %q", got, peer, fields)
-		}
-	})
-}
-
-func FuzzStickyCookie(f *testing.F) {
-	f.Add([]byte("0123456789abcdef"))
-	f.Add([]byte("0123456789ABCDEF"))
-	f.Add([]byte("ffffffffffffffff"))
-	f.Add([]byte("00000000000000000"))
-	f.Add([]byte("\"0123456789abcde\""))
-	f.Add([]byte(""))
-	f.Fuzz(func(t *testing.T, v []byte) {
-		id, ok := proxy.DecodeStickyCookie(v)
-		if !ok {
-			if id != 0 {
-				t.Fatalf("rejected %q but returned %x", v, id)
-			}
-			return
-		}
-		// Only the canonical form is accepted: it round-trips exactly.
-		if enc := fmt.Sprintf("%016x", id); enc != string(v) {
-			t.Fatalf("accepted %q, which encodes back as %q", v, enc)
 		}
 	})
 }

@@ -1,98 +1,31 @@
 package proxy
 
 import (
-	"math"
 	"net/netip"
 	"strconv"
-	"sync"
 	"time"
 
 	"fulcrum/internal/config"
 	"fulcrum/internal/h1"
+	"fulcrum/internal/ratelimit"
 )
 
-// rateLimitShards spreads keys over independently locked shards so that no
-// single lock is shared by all requests.
-const rateLimitShards = 32
-
-// rateLimitMaxKeys bounds the memory of the limiter: beyond it the least
-// recently used keys are forgotten (about 120 bytes per key).
-const rateLimitMaxKeys = 100_000
-
-type bucket struct {
-	key        string
-	tokens     float64
-	last       int64
-	prev, next *bucket
-}
-
-type rlShard struct {
-	mu   sync.Mutex
-	m    map[string]*bucket
-	head bucket // sentinel of the LRU list: head.next is the most recent
-}
-
-// rateLimiter is a token bucket per key with an LRU-bounded key table.
+// rateLimiter is the server's rate limit: a ratelimit.Limiter and the config
+// it was built from, so that a reload with the same config keeps the buckets.
 type rateLimiter struct {
-	cfg    config.RateLimit
-	shards [rateLimitShards]rlShard
-	perCap int
+	cfg config.RateLimit
+	lim *ratelimit.Limiter
 }
 
 func newRateLimiter(cfg *config.RateLimit) *rateLimiter {
-	l := &rateLimiter{cfg: *cfg, perCap: rateLimitMaxKeys / rateLimitShards}
-	for i := range l.shards {
-		s := &l.shards[i]
-		s.m = make(map[string]*bucket)
-		s.head.next, s.head.prev = &s.head, &s.head
-	}
-	return l
+	return &rateLimiter{cfg: *cfg, lim: ratelimit.New(cfg.RequestsPerSecond, cfg.Burst)}
 }
 
 func (l *rateLimiter) sameConfig(c *config.RateLimit) bool { return l.cfg == *c }
 
 // allow takes a token for key. When none is left it returns the seconds after
 // which one will be.
-func (l *rateLimiter) allow(key []byte, now time.Time) (bool, int) {
-	h := uint32(2166136261)
-	for _, c := range key {
-		h = (h ^ uint32(c)) * 16777619
-	}
-	s := &l.shards[h%rateLimitShards]
-	t := now.UnixNano()
-	burst := float64(l.cfg.Burst)
-	rps := l.cfg.RequestsPerSecond
-	s.mu.Lock()
-	b, ok := s.m[string(key)]
-	if !ok {
-		if len(s.m) >= l.perCap {
-			old := s.head.prev
-			old.prev.next, old.next.prev = &s.head, old.prev
-			s.head.prev = old.prev
-			delete(s.m, old.key)
-		}
-		b = &bucket{key: string(key), tokens: burst, last: t}
-		s.m[b.key] = b
-	} else {
-		b.prev.next, b.next.prev = b.next, b.prev
-		elapsed := float64(t-b.last) / 1e9
-		if elapsed > 0 {
-			b.tokens = math.Min(burst, b.tokens+elapsed*rps)
-			b.last = t
-		}
-	}
-	b.next, b.prev = s.head.next, &s.head
-	s.head.next.prev = b
-	s.head.next = b
-	if b.tokens >= 1 {
-		b.tokens--
-		s.mu.Unlock()
-		return true, 0
-	}
-	wait := (1 - b.tokens) / rps
-	s.mu.Unlock()
-	return false, int(math.Ceil(wait))
-}
+func (l *rateLimiter) allow(key []byte, now time.Time) (bool, int) { return l.lim.Allow(key, now) }
 
 // rateKey returns the rate-limit key of the current request.
 func (c *clientConn) rateKey(l *rateLimiter, client netip.Addr) []byte {

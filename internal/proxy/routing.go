@@ -11,6 +11,7 @@ import (
 	"fulcrum/internal/metrics"
 	"fulcrum/internal/pool"
 	"fulcrum/internal/route"
+	sess "fulcrum/internal/sticky"
 )
 
 // Upstream is a pool as the data path uses it: the pool and its session
@@ -176,7 +177,7 @@ func (e *entry) pickUpstream(c *clientConn) (u *Upstream, splitSet uint64) {
 	}
 	if e.anySticky {
 		if v := CookieValue(c.req.Headers, SplitCookie); v != nil {
-			if id, ok := DecodeStickyCookie(v); ok {
+			if id, ok := sess.DecodeCookie(v); ok {
 				for i := range e.split {
 					if e.split[i].id == id && e.split[i].up.sticky.Load() != nil {
 						return e.split[i].up, 0
@@ -203,6 +204,6 @@ func (e *entry) pickUpstream(c *clientConn) (u *Upstream, splitSet uint64) {
 func appendSplitCookie(dst []byte, id uint64, cfg *config.Sticky, httpsClient bool) []byte {
 	dst = append(dst, SplitCookie...)
 	dst = append(dst, '=')
-	dst = appendHex16(dst, id)
+	dst = sess.AppendCookie(dst, id)
 	return appendCookieAttrs(dst, cfg, httpsClient)
 }

@@ -3,20 +3,20 @@ package proxy
 import (
 	"net/netip"
 	"strconv"
-	"sync"
 	"time"
 
 	"fulcrum/internal/balance"
 	"fulcrum/internal/config"
 	"fulcrum/internal/h1"
 	"fulcrum/internal/pool"
+	sess "fulcrum/internal/sticky" // proxy's own type is named sticky
 )
 
 // sticky is the session-persistence state of a server. The app_cookie table
 // survives reloads while the sticky config keeps its type and cookie name.
 type sticky struct {
 	cfg config.Sticky
-	app *appTable
+	app *sess.Table
 }
 
 func newSticky(cfg *config.Sticky, old *sticky) *sticky {
@@ -27,9 +27,9 @@ func newSticky(cfg *config.Sticky, old *sticky) *sticky {
 	if cfg.Type == "app_cookie" {
 		if old != nil && old.app != nil && old.cfg.CookieName == cfg.CookieName {
 			s.app = old.app
-			s.app.setLimits(cfg.MaxEntries, cfg.TTL)
+			s.app.SetLimits(cfg.MaxEntries, cfg.TTL)
 		} else {
-			s.app = newAppTable(cfg.MaxEntries, cfg.TTL)
+			s.app = sess.NewTable(cfg.MaxEntries, cfg.TTL)
 		}
 	}
 	return s
@@ -48,23 +48,7 @@ const (
 var stickyLabels = [...]string{"", "hit", "miss", "repinned"}
 
 // DecodeStickyCookie parses a sticky cookie value (16 lowercase hex digits).
-func DecodeStickyCookie(v []byte) (uint64, bool) {
-	if len(v) != 16 {
-		return 0, false
-	}
-	var n uint64
-	for _, c := range v {
-		switch {
-		case c >= '0' && c <= '9':
-			n = n<<4 | uint64(c-'0')
-		case c >= 'a' && c <= 'f':
-			n = n<<4 | uint64(c-'a'+10)
-		default:
-			return 0, false
-		}
-	}
-	return n, true
-}
+func DecodeStickyCookie(v []byte) (uint64, bool) { return sess.DecodeCookie(v) }
 
 // lookup resolves the request's pin. It returns the member index to use (-1
 // for "let the strategy pick") and the result class.
@@ -76,7 +60,7 @@ func (s *sticky) lookup(c *clientConn, snap *pool.Snapshot, client netip.Addr) (
 		if v == nil {
 			return -1, stickyMiss
 		}
-		id, ok := DecodeStickyCookie(v)
+		id, ok := sess.DecodeCookie(v)
 		if !ok {
 			return -1, stickyRepinned
 		}
@@ -90,7 +74,7 @@ func (s *sticky) lookup(c *clientConn, snap *pool.Snapshot, client netip.Addr) (
 		if len(v) == 0 {
 			return -1, stickyMiss
 		}
-		id, ok := s.app.get(v, now)
+		id, ok := s.app.Get(v, now)
 		if !ok {
 			return -1, stickyRepinned
 		}
@@ -130,7 +114,7 @@ func (s *sticky) setCookie(dst []byte, res stickyResult, used int, pinned int, s
 		id := snap.StickyIDs[used]
 		dst = append(dst, s.cfg.CookieName...)
 		dst = append(dst, '=')
-		dst = appendHex16(dst, id)
+		dst = sess.AppendCookie(dst, id)
 		dst = appendCookieAttrs(dst, &s.cfg, httpsClient)
 	case "app_cookie":
 		// Learn value -> backend from the backend's own Set-Cookie.
@@ -141,17 +125,17 @@ func (s *sticky) setCookie(dst []byte, res stickyResult, used int, pinned int, s
 			if !h1.EqualFold(h.Name, "Set-Cookie") {
 				continue
 			}
-			if v := setCookieValue(h.Value, s.cfg.CookieName); len(v) > 0 && len(v) <= maxAppCookieLen {
-				s.app.put(v, id, time.Now())
+			if v := sess.SetCookieValue(h.Value, s.cfg.CookieName); len(v) > 0 && len(v) <= sess.MaxAppCookieLen {
+				s.app.Put(v, id, time.Now())
 				learned = true
 			}
 		}
 		// A request whose app cookie moved to another backend: re-pin it there.
 		// Only a value the table already knows is moved: values a client
 		// invents are never stored, so clients cannot fill the table.
-		if !learned && len(requestCookie) > 0 && len(requestCookie) <= maxAppCookieLen && used != pinned {
-			if _, known := s.app.get(requestCookie, time.Now()); known {
-				s.app.put(requestCookie, id, time.Now())
+		if !learned && len(requestCookie) > 0 && len(requestCookie) <= sess.MaxAppCookieLen && used != pinned {
+			if _, known := s.app.Get(requestCookie, time.Now()); known {
+				s.app.Put(requestCookie, id, time.Now())
 			}
 		}
 	}
@@ -183,157 +167,4 @@ func appendCookieAttrs(dst []byte, cfg *config.Sticky, httpsClient bool) []byte 
 		dst = append(dst, "; SameSite=None"...)
 	}
 	return dst
-}
-
-// setCookieValue returns the value in a Set-Cookie field if it names name.
-func setCookieValue(v []byte, name string) []byte {
-	for len(v) > 0 && (v[0] == ' ' || v[0] == '\t') {
-		v = v[1:]
-	}
-	if len(v) <= len(name) || v[len(name)] != '=' || string(v[:len(name)]) != name {
-		return nil
-	}
-	v = v[len(name)+1:]
-	for i, c := range v {
-		if c == ';' {
-			v = v[:i]
-			break
-		}
-	}
-	for len(v) > 0 && (v[len(v)-1] == ' ' || v[len(v)-1] == '\t') {
-		v = v[:len(v)-1]
-	}
-	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
-		v = v[1 : len(v)-1]
-	}
-	return v
-}
-
-// maxAppCookieLen bounds the application cookie values the table stores;
-// longer values are not remembered (their requests follow the strategy).
-const maxAppCookieLen = 256
-
-func appendHex16(dst []byte, v uint64) []byte {
-	const hexd = "0123456789abcdef"
-	for i := 15; i >= 0; i-- {
-		dst = append(dst, hexd[(v>>(uint(i)*4))&0xf])
-	}
-	return dst
-}
-
-// appTable maps application cookie values to backend sticky IDs: sharded,
-// each shard an LRU bounded to its share of max entries, entries expire after
-// ttl. Memory: about 100 bytes plus the cookie value per entry.
-type appTable struct {
-	shards [16]appShard
-}
-
-type appEntry struct {
-	key        string
-	id         uint64
-	expires    int64
-	prev, next *appEntry
-}
-
-type appShard struct {
-	mu   sync.Mutex
-	m    map[string]*appEntry
-	head appEntry
-	cap  int
-	ttl  time.Duration
-}
-
-func newAppTable(max int, ttl time.Duration) *appTable {
-	t := &appTable{}
-	for i := range t.shards {
-		s := &t.shards[i]
-		s.m = map[string]*appEntry{}
-		s.head.next, s.head.prev = &s.head, &s.head
-	}
-	t.setLimits(max, ttl)
-	return t
-}
-
-func (t *appTable) setLimits(max int, ttl time.Duration) {
-	per := max / len(t.shards)
-	if per < 1 {
-		per = 1
-	}
-	for i := range t.shards {
-		s := &t.shards[i]
-		s.mu.Lock()
-		s.cap, s.ttl = per, ttl
-		s.mu.Unlock()
-	}
-}
-
-func (t *appTable) shard(k []byte) *appShard {
-	h := uint32(2166136261)
-	for _, c := range k {
-		h = (h ^ uint32(c)) * 16777619
-	}
-	return &t.shards[h%uint32(len(t.shards))]
-}
-
-func (t *appTable) get(k []byte, now time.Time) (uint64, bool) {
-	s := t.shard(k)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	e, ok := s.m[string(k)]
-	if !ok {
-		return 0, false
-	}
-	if e.expires != 0 && now.UnixNano() > e.expires {
-		s.unlink(e)
-		delete(s.m, e.key)
-		return 0, false
-	}
-	s.unlink(e)
-	s.pushFront(e)
-	return e.id, true
-}
-
-func (t *appTable) put(k []byte, id uint64, now time.Time) {
-	s := t.shard(k)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var exp int64
-	if s.ttl > 0 {
-		exp = now.Add(s.ttl).UnixNano()
-	}
-	if e, ok := s.m[string(k)]; ok {
-		e.id, e.expires = id, exp
-		s.unlink(e)
-		s.pushFront(e)
-		return
-	}
-	for len(s.m) >= s.cap {
-		old := s.head.prev
-		s.unlink(old)
-		delete(s.m, old.key)
-	}
-	e := &appEntry{key: string(k), id: id, expires: exp}
-	s.m[e.key] = e
-	s.pushFront(e)
-}
-
-func (s *appShard) unlink(e *appEntry) {
-	e.prev.next, e.next.prev = e.next, e.prev
-}
-
-func (s *appShard) pushFront(e *appEntry) {
-	e.next, e.prev = s.head.next, &s.head
-	s.head.next.prev = e
-	s.head.next = e
-}
-
-func (t *appTable) len() int {
-	n := 0
-	for i := range t.shards {
-		s := &t.shards[i]
-		s.mu.Lock()
-		n += len(s.m)
-		s.mu.Unlock()
-	}
-	return n
 }

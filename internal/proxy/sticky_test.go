@@ -1,7 +1,8 @@
 package proxy
 
-// Unit tests of session persistence (sticky.go): cookie encoding, the
-// app_cookie LRU table, Set-Cookie parsing and the Set-Cookie fulcrum writes.
+// Unit tests of session persistence (sticky.go): the pins of requests and the
+// Set-Cookie fulcrum writes. The cookie encoding, Set-Cookie parsing and the
+// app_cookie table are tested in internal/sticky.
 // The end-to-end behaviour (pins over real sockets, failover, reload,
 // metrics) is covered by e2e/sticky_test.go.
 
@@ -10,7 +11,6 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +19,7 @@ import (
 	"fulcrum/internal/config"
 	"fulcrum/internal/h1"
 	"fulcrum/internal/pool"
+	sess "fulcrum/internal/sticky"
 )
 
 // stickySnap builds a snapshot over backends with the given keys, all usable,
@@ -42,54 +43,21 @@ func stickySnap(keys ...string) *pool.Snapshot {
 	return snap
 }
 
-func cookieHex(key string) string { return string(appendHex16(nil, pool.StickyID(key))) }
+func cookieHex(key string) string { return string(sess.AppendCookie(nil, pool.StickyID(key))) }
 
 func netipMust(s string) netip.Addr { return netip.MustParseAddr(s) }
 
 func TestStickyDecodeCookie(t *testing.T) {
 	t.Parallel()
-	key := "http://127.0.0.1:8080"
-	cases := []struct {
-		name string
-		in   string
-		want uint64
-		ok   bool
-	}{
-		{"zero", "0000000000000000", 0, true},
-		{"max", "ffffffffffffffff", ^uint64(0), true},
-		{"mixed digits", "0123456789abcdef", 0x0123456789abcdef, true},
-		{"a backend's id", cookieHex(key), pool.StickyID(key), true},
-		{"empty", "", 0, false},
-		{"15 digits", "0123456789abcde", 0, false},
-		{"17 digits", "0123456789abcdef0", 0, false},
-		{"uppercase", "0123456789ABCDEF", 0, false},
-		{"non-hex letter", "0123456789abcdeg", 0, false},
-		{"space inside", "01234567 9abcdef", 0, false},
-		{"quoted", `"0123456789abcd"`, 0, false},
-		{"0x prefix", "0x0123456789abcd", 0, false},
-		{"utf-8", "0123456789abcdé", 0, false},
-		{"garbage", "!!!!!!!!!!!!!!!!", 0, false},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			got, ok := DecodeStickyCookie([]byte(tc.in))
-			if ok != tc.ok || got != tc.want {
-				t.Fatalf("DecodeStickyCookie(%q) = %#x, %v; want %#x, %v", tc.in, got, ok, tc.want, tc.ok)
-			}
-		})
-	}
-	if _, ok := DecodeStickyCookie(nil); ok {
-		t.Fatal("nil decoded")
-	}
-	// appendHex16 and DecodeStickyCookie are inverses.
-	for _, v := range []uint64{0, 1, 0xf, 0x10, 1 << 63, ^uint64(0), pool.StickyID("http://a:1")} {
-		enc := appendHex16(nil, v)
-		if len(enc) != 16 {
-			t.Fatalf("appendHex16(%#x) = %q: want 16 digits", v, enc)
+	// The exported name other packages use decodes a backend's cookie; the
+	// format itself is tested in internal/sticky.
+	for _, key := range []string{"http://127.0.0.1:8080", "http://a:1"} {
+		if got, ok := DecodeStickyCookie([]byte(cookieHex(key))); !ok || got != pool.StickyID(key) {
+			t.Fatalf("DecodeStickyCookie(cookie of %s) = %#x, %v; want %#x", key, got, ok, pool.StickyID(key))
 		}
-		if got, ok := DecodeStickyCookie(enc); !ok || got != v {
-			t.Fatalf("round trip of %#x via %q = %#x, %v", v, enc, got, ok)
-		}
+	}
+	if _, ok := DecodeStickyCookie([]byte("0123456789ABCDEF")); ok {
+		t.Fatal("uppercase decoded")
 	}
 }
 
@@ -111,148 +79,11 @@ func TestStickyIDStableAndOpaque(t *testing.T) {
 	}
 }
 
-func TestStickyAppTableLRUBound(t *testing.T) {
-	t.Parallel()
-	now := time.Now()
-	t.Run("never exceeds max_entries", func(t *testing.T) {
-		tab := newAppTable(160, 0)
-		for i := range 5000 {
-			tab.put(fmt.Appendf(nil, "session-%d", i), uint64(i), now)
-			if n := tab.len(); n > 160 {
-				t.Fatalf("after %d puts the table holds %d entries, max 160", i+1, n)
-			}
-		}
-		if n := tab.len(); n < 160/2 {
-			t.Fatalf("table holds only %d of 160 entries after 5000 puts", n)
-		}
-	})
-	t.Run("tiny max is rounded up to one entry per shard", func(t *testing.T) {
-		// Documented limitation: the table is 16 shards of max/16 entries, at
-		// least 1, so max_entries below 16 behaves as 16.
-		tab := newAppTable(1, 0)
-		for i := range 1000 {
-			tab.put(fmt.Appendf(nil, "s%d", i), uint64(i), now)
-		}
-		if n := tab.len(); n > len(tab.shards) {
-			t.Fatalf("holds %d entries, want <= %d", n, len(tab.shards))
-		}
-	})
-	t.Run("evicts least recently used", func(t *testing.T) {
-		tab := newAppTable(16*4, 0) // 4 per shard
-		// Keys that land in one shard, so the order is deterministic.
-		var keys [][]byte
-		for i := 0; len(keys) < 6; i++ {
-			k := fmt.Appendf(nil, "k%d", i)
-			if tab.shard(k) == &tab.shards[0] {
-				keys = append(keys, k)
-			}
-		}
-		for i, k := range keys[:4] {
-			tab.put(k, uint64(i), now)
-		}
-		// Touch keys[0] (by get) and keys[1] (by put with a new id): they
-		// become the most recent; keys[2] and keys[3] are the oldest.
-		if id, ok := tab.get(keys[0], now); !ok || id != 0 {
-			t.Fatalf("get keys[0] = %d, %v", id, ok)
-		}
-		tab.put(keys[1], 11, now)
-		tab.put(keys[4], 4, now)
-		tab.put(keys[5], 5, now)
-		for i, want := range []bool{true, true, false, false, true, true} {
-			if _, ok := tab.get(keys[i], now); ok != want {
-				t.Errorf("keys[%d] present = %v, want %v", i, ok, want)
-			}
-		}
-		if id, _ := tab.get(keys[1], now); id != 11 {
-			t.Errorf("keys[1] maps to %d after update, want 11", id)
-		}
-		if n := len(tab.shards[0].m); n != 4 {
-			t.Errorf("shard holds %d entries, want 4", n)
-		}
-	})
-	t.Run("shrinking the limit evicts on the next put", func(t *testing.T) {
-		tab := newAppTable(16*8, 0)
-		for i := range 2000 {
-			tab.put(fmt.Appendf(nil, "x%d", i), 1, now)
-		}
-		tab.setLimits(16*2, 0)
-		for i := range 200 {
-			tab.put(fmt.Appendf(nil, "y%d", i), 2, now)
-		}
-		if n := tab.len(); n > 32 {
-			t.Fatalf("holds %d entries after shrinking to 32", n)
-		}
-	})
-}
-
-func TestStickyAppTableConcurrent(t *testing.T) {
-	t.Parallel()
-	// Request goroutines learn and look up at once (run with -race); the
-	// bound holds throughout and every surviving entry has a written id.
-	tab := newAppTable(64, time.Hour)
-	var wg sync.WaitGroup
-	for g := range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			now := time.Now()
-			for i := range 2000 {
-				k := fmt.Appendf(nil, "s%d", (g*7919+i)%300)
-				if i%3 == 0 {
-					tab.put(k, uint64(g+1), now)
-				} else if id, ok := tab.get(k, now); ok && (id < 1 || id > 8) {
-					t.Errorf("bad id %d", id)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if n := tab.len(); n > 64 {
-		t.Fatalf("holds %d entries, max 64", n)
-	}
-}
-
-func TestStickyAppTableExpiry(t *testing.T) {
-	t.Parallel()
-	t0 := time.Unix(1_700_000_000, 0)
-	tab := newAppTable(100, time.Minute)
-	tab.put([]byte("a"), 1, t0)
-	tab.put([]byte("b"), 2, t0)
-	if id, ok := tab.get([]byte("a"), t0.Add(59*time.Second)); !ok || id != 1 {
-		t.Fatalf("a before expiry = %d, %v", id, ok)
-	}
-	// A get does not extend the entry; a put does.
-	tab.put([]byte("b"), 3, t0.Add(30*time.Second))
-	if _, ok := tab.get([]byte("a"), t0.Add(61*time.Second)); ok {
-		t.Fatal("a found after its ttl")
-	}
-	if id, ok := tab.get([]byte("b"), t0.Add(61*time.Second)); !ok || id != 3 {
-		t.Fatalf("b refreshed at +30s = %d, %v at +61s; want 3, true", id, ok)
-	}
-	if n := tab.len(); n != 1 {
-		t.Fatalf("expired entry not removed on lookup: %d entries", n)
-	}
-	if _, ok := tab.get([]byte("b"), t0.Add(91*time.Second)); ok {
-		t.Fatal("b found after its refreshed ttl")
-	}
-	if _, ok := tab.get([]byte("never"), t0); ok {
-		t.Fatal("unknown key found")
-	}
-
-	// ttl 0: entries never expire.
-	forever := newAppTable(100, 0)
-	forever.put([]byte("a"), 1, t0)
-	if _, ok := forever.get([]byte("a"), t0.Add(100*365*24*time.Hour)); !ok {
-		t.Fatal("entry with ttl 0 expired")
-	}
-}
-
 func TestStickyNewKeepsAppTableAcrossReload(t *testing.T) {
 	t.Parallel()
 	cfg := &config.Sticky{Type: "app_cookie", CookieName: "JSESSIONID", TTL: time.Hour, MaxEntries: 1600}
 	s1 := newSticky(cfg, nil)
-	s1.app.put([]byte("v"), 7, time.Now())
+	s1.app.Put([]byte("v"), 7, time.Now())
 
 	// Same cookie name, new limits: the table (and its pins) carry over.
 	cfg2 := *cfg
@@ -261,16 +92,25 @@ func TestStickyNewKeepsAppTableAcrossReload(t *testing.T) {
 	if s2.app != s1.app {
 		t.Fatal("reload with the same cookie name dropped the app_cookie table")
 	}
-	if s2.app.shards[0].cap != 10 || s2.app.shards[0].ttl != time.Minute {
-		t.Fatalf("limits not updated: cap %d ttl %v", s2.app.shards[0].cap, s2.app.shards[0].ttl)
-	}
-	if id, ok := s2.app.get([]byte("v"), time.Now()); !ok || id != 7 {
+	if id, ok := s2.app.Get([]byte("v"), time.Now()); !ok || id != 7 {
 		t.Fatalf("pin lost across reload: %d, %v", id, ok)
+	}
+	// The new limits apply: ttl 1 minute for new pins, at most 160 entries.
+	now := time.Now()
+	s2.app.Put([]byte("w"), 8, now)
+	if _, ok := s2.app.Get([]byte("w"), now.Add(2*time.Minute)); ok {
+		t.Fatal("ttl not updated: a pin put after the reload outlived 1 minute")
+	}
+	for i := range 1000 {
+		s2.app.Put(fmt.Appendf(nil, "s%d", i), 1, now)
+	}
+	if n := s2.app.Len(); n > 160 {
+		t.Fatalf("max_entries not updated: %d entries, want <= 160", n)
 	}
 	// Another cookie name: a fresh table.
 	cfg3 := *cfg
 	cfg3.CookieName = "SID"
-	if s3 := newSticky(&cfg3, s2); s3.app == s2.app || s3.app.len() != 0 {
+	if s3 := newSticky(&cfg3, s2); s3.app == s2.app || s3.app.Len() != 0 {
 		t.Fatal("cookie name changed but the old table was kept")
 	}
 	if newSticky(nil, s2) != nil {
@@ -278,40 +118,6 @@ func TestStickyNewKeepsAppTableAcrossReload(t *testing.T) {
 	}
 	if s := newSticky(&config.Sticky{Type: "cookie", CookieName: "C"}, s2); s.app != nil {
 		t.Fatal("cookie stickiness has an app table")
-	}
-}
-
-func TestStickySetCookieValue(t *testing.T) {
-	t.Parallel()
-	cases := []struct {
-		field string
-		want  string // "<nil>" for no match
-	}{
-		{"JSESSIONID=abc", "abc"},
-		{"JSESSIONID=abc; Path=/; HttpOnly", "abc"},
-		{"JSESSIONID=abc;Path=/", "abc"},
-		{"  JSESSIONID=abc  ; Secure", "abc"},
-		{"\tJSESSIONID=abc", "abc"},
-		{`JSESSIONID="abc"; Path=/`, "abc"},
-		{"JSESSIONID=a=b==; Path=/", "a=b=="},
-		{"JSESSIONID=; Max-Age=0", ""},
-		{"JSESSIONID", "<nil>"},
-		{"JSESSIONID ", "<nil>"},
-		{"JSESSIONIDX=abc", "<nil>"},
-		{"XJSESSIONID=abc", "<nil>"},
-		{"jsessionid=abc", "<nil>"}, // cookie names are case-sensitive
-		{"OTHER=1; JSESSIONID=abc", "<nil>"},
-		{"", "<nil>"},
-	}
-	for _, tc := range cases {
-		got := setCookieValue([]byte(tc.field), "JSESSIONID")
-		s := string(got)
-		if got == nil {
-			s = "<nil>"
-		}
-		if s != tc.want {
-			t.Errorf("setCookieValue(%q) = %q, want %q", tc.field, s, tc.want)
-		}
 	}
 }
 
@@ -454,7 +260,7 @@ func TestStickyAppCookieLearns(t *testing.T) {
 		}
 		return r
 	}
-	lookup := func(v string) (uint64, bool) { return s.app.get([]byte(v), time.Now()) }
+	lookup := func(v string) (uint64, bool) { return s.app.Get([]byte(v), time.Now()) }
 	id := func(i int) uint64 { return pool.StickyID(snap.Members[i].Backend.Key) }
 
 	// The backend's Set-Cookie (any case of the field name, among others) is learned.
@@ -541,8 +347,8 @@ func TestStickyLookup(t *testing.T) {
 		snap := stickySnap(keys...)
 		s := newSticky(&config.Sticky{Type: "app_cookie", CookieName: "J", TTL: time.Hour, MaxEntries: 100}, nil)
 		now := time.Now()
-		s.app.put([]byte("known"), pool.StickyID(keys[2]), now)
-		s.app.put([]byte("gone"), pool.StickyID("http://127.0.0.1:9"), now)
+		s.app.Put([]byte("known"), pool.StickyID(keys[2]), now)
+		s.app.Put([]byte("gone"), pool.StickyID("http://127.0.0.1:9"), now)
 		for _, tc := range []struct {
 			cookie string
 			idx    int
@@ -644,13 +450,13 @@ func TestStickyAppCookieIgnoresInventedValues(t *testing.T) {
 	for i := 0; i < 100; i++ {
 		s.setCookie(nil, stickyRepinned, 1, -1, snap, &h1.Response{}, []byte(fmt.Sprintf("invented-%d", i)), false)
 	}
-	if n := s.app.len(); n != 0 {
+	if n := s.app.Len(); n != 0 {
 		t.Fatalf("table holds %d invented values, want 0", n)
 	}
-	long := "Set-Cookie: JSESSIONID=" + strings.Repeat("x", maxAppCookieLen+1)
+	long := "Set-Cookie: JSESSIONID=" + strings.Repeat("x", sess.MaxAppCookieLen+1)
 	resp := &h1.Response{Headers: []h1.Header{{Name: []byte("Set-Cookie"), Value: []byte(long[len("Set-Cookie: "):])}}}
 	s.setCookie(nil, stickyMiss, 0, -1, snap, resp, nil, false)
-	if n := s.app.len(); n != 0 {
+	if n := s.app.Len(); n != 0 {
 		t.Fatalf("over-long value stored")
 	}
 }
