@@ -22,8 +22,6 @@ func impls() []struct {
 	}{
 		// A burst no benchmark uses up: every call is allowed.
 		{"lib", func() allower { return New(1e6, 1<<50) }},
-		{"old", func() allower { return newOld(1e6, 1<<50) }},
-		{"xrate", func() allower { return newXRate(1e6, 1<<50) }},
 	}
 }
 
@@ -89,7 +87,7 @@ func BenchmarkAllowDenied(b *testing.B) {
 	for _, im := range []struct {
 		name string
 		l    allower
-	}{{"lib", New(1, 1)}, {"old", newOld(1, 1)}, {"xrate", newXRate(1, 1)}} {
+	}{{"lib", New(1, 1)}} {
 		b.Run(im.name, func(b *testing.B) {
 			k := make([]byte, 16)
 			im.l.Allow(k, now)

@@ -21,7 +21,6 @@ func tables() []struct {
 		new  func() table
 	}{
 		{"lib", func() table { return NewTable(100_000, time.Hour) }},
-		{"old", func() table { return newOldTable(100_000, time.Hour) }},
 	}
 }
 
