@@ -163,6 +163,11 @@ func TestRoutingEndToEnd(t *testing.T) {
 	if _, body := do(t, "GET", pub+"/ping", "x.test", nil); body != "api" {
 		t.Errorf("moved /ping: %q, want api", body)
 	}
+	// The removed pool's series go once it has drained.
+	WaitFor(t, 5*time.Second, `the removed pool's series to leave /metrics`, func() bool {
+		_, m := do(t, "GET", f.AdminURL("/metrics"), "", nil)
+		return !strings.Contains(m, `pool="canary"`) && strings.Contains(m, `pool="spare"`)
+	})
 
 	// A reload naming a busy address is refused and changes nothing.
 	busy, err := net.Listen("tcp", "127.0.0.1:0")

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"encoding/json"
 	"net/http"
-	"strconv"
 
 	"fulcrum/internal/config"
 	"fulcrum/internal/route"
@@ -96,16 +95,13 @@ func viewRoutes(ls []config.Listener) []listenerView {
 		lv := listenerView{Name: l.Name, ListenAddr: l.Listen, Routes: make([]routeView, 0, len(l.Routes))}
 		for i, s := range l.Routes {
 			rv := routeView{
-				Index: i, Name: s.Name, Label: s.Name, Pool: s.Pool,
+				Index: i, Name: s.Name, Label: route.Label(l.Name, i, &s), Pool: s.Pool,
 				StripPrefix: s.StripPrefix, AddPrefix: s.AddPrefix, HostRewrite: s.HostRewrite,
 				RequestHeaders: opsView(s.RequestHeaders), ResponseHeaders: opsView(s.ResponseHeaders),
 				Match: matchView{
 					Host: s.Match.Host, PathPrefix: s.Match.PathPrefix, Path: s.Match.Path, PathRegex: s.Match.PathRegex,
 					Method: s.Match.Method, Headers: s.Match.Headers, Query: s.Match.Query, Cookies: s.Match.Cookies,
 				},
-			}
-			if rv.Label == "" {
-				rv.Label = l.Name + "/" + strconv.Itoa(i)
 			}
 			for _, p := range s.Match.ClientIP {
 				rv.Match.ClientIP = append(rv.Match.ClientIP, p.String())

@@ -139,17 +139,6 @@ func settingsOf(cfg *config.Config, lc *config.Listener) *proxy.Settings {
 // Addr returns the bound address of the first listener (useful with port 0).
 func (e *Engine) Addr() net.Addr { return e.cur.Load().listeners[0].ln.Addr() }
 
-// ListenerAddr returns the bound address of the listener named name, or nil.
-func (e *Engine) ListenerAddr(name string) net.Addr {
-	run := e.cur.Load()
-	for i := range run.cfg.Listeners {
-		if run.cfg.Listeners[i].Name == name {
-			return run.listeners[i].ln.Addr()
-		}
-	}
-	return nil
-}
-
 // Start starts health checks and serving.
 func (e *Engine) Start(ctx context.Context) {
 	e.ctx, e.cancel = context.WithCancel(ctx)

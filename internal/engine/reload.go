@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 
 	"fulcrum/internal/config"
@@ -175,25 +174,16 @@ func (e *Engine) forgetRoutes(old, next *config.Config) {
 	keep := map[string]bool{}
 	for _, l := range next.Listeners {
 		for i := range l.Routes {
-			keep[routeLabel(&l, i)] = true
+			keep[route.Label(l.Name, i, &l.Routes[i])] = true
 		}
 	}
 	for _, l := range old.Listeners {
 		for i := range l.Routes {
-			if lb := routeLabel(&l, i); !keep[lb] {
+			if lb := route.Label(l.Name, i, &l.Routes[i]); !keep[lb] {
 				e.opt.Metrics.ForgetRoute(lb)
 			}
 		}
 	}
-}
-
-// routeLabel is the metrics label of route i of l (as proxy.NewRouting
-// gives it).
-func routeLabel(l *config.Listener, i int) string {
-	if n := l.Routes[i].Name; n != "" {
-		return n
-	}
-	return l.Name + "/" + strconv.Itoa(i)
 }
 
 // fixedKeys refuses a configuration that changes what only a restart can.

@@ -116,9 +116,7 @@ func (c *clientConn) appendRequestHead(dst []byte, set *Settings, rt *route.Rout
 	target := req.Target
 	host := req.Host
 	if rt.Rewrites() {
-		if target[0] != '/' && target[0] != '*' {
-			host = authority(req)
-		}
+		host = authority(req)
 		dst = append(dst, req.Method...)
 		dst = append(dst, ' ')
 		dst = rt.AppendTarget(dst, target)

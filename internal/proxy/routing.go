@@ -81,10 +81,7 @@ func NewRouting(listener string, specs []route.Spec, ups map[string]*Upstream, m
 	for i, rt := range t.Routes() {
 		e := &r.entries[i]
 		e.rt = rt
-		e.Label = rt.Name()
-		if e.Label == "" {
-			e.Label = listener + "/" + strconv.Itoa(i)
-		}
+		e.Label = route.Label(listener, i, &specs[i])
 		if m != nil {
 			e.metric = m.Route(e.Label)
 		}
@@ -120,12 +117,6 @@ func SinglePool(listener string, u *Upstream, m *metrics.Metrics) *Routing {
 	}
 	return r
 }
-
-// Routes returns the compiled routes in order (for /admin/routes).
-func (r *Routing) Routes() []*route.Route { return r.table.Routes() }
-
-// Label returns the metrics label of route i.
-func (r *Routing) Label(i int) string { return r.entries[i].Label }
 
 // reqFields presents an HTTP/1.1 request's header lines to the route table.
 type reqFields h1.Request

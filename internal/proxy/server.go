@@ -82,9 +82,6 @@ func (s *Server) Update(set *Settings, r *Routing) {
 	}
 }
 
-// Routing returns the current routes.
-func (s *Server) Routing() *Routing { return s.routing.Load() }
-
 const readBufSize = 4096
 
 // Serve accepts connections on ln until Shutdown. It returns nil after Shutdown.

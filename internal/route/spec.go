@@ -3,6 +3,7 @@ package route
 import (
 	"fmt"
 	"net/netip"
+	"strconv"
 )
 
 // Spec is one configured route, as the config package hands it over after
@@ -91,6 +92,15 @@ type HeaderOps struct {
 	Set    map[string]string
 	Add    map[string]string
 	Remove []string
+}
+
+// Label is the name route i of listener goes by in metrics and the admin
+// API: its configured name, or "LISTENER/INDEX" when it has none.
+func Label(listener string, i int, s *Spec) string {
+	if s.Name != "" {
+		return s.Name
+	}
+	return listener + "/" + strconv.Itoa(i)
 }
 
 // Error is one problem Compile found, located by route index and field path
