@@ -13,7 +13,7 @@ import (
 	"syscall"
 	"time"
 
-	"fulcrum/internal/balance"
+	"fulcrum/internal/forward"
 	"fulcrum/internal/h1"
 	"fulcrum/internal/rawio"
 	"fulcrum/internal/route"
@@ -80,10 +80,12 @@ type clientConn struct {
 type scratch struct {
 	req       h1.Request
 	resp      h1.Response
-	breq      balance.Request
-	out       []byte // outbound head buffer, reused
-	out2      []byte // a second head buffer (a redirect's Location)
-	opsBuf    []byte // spare head buffer for header modifiers (applyOps)
+	call      forward.Call
+	fw        forwarding // the request being forwarded (Attempt, Refuse, Fail)
+	ri        reqInfo    // the request being handled; here so that pointers to it do not escape
+	out       []byte     // outbound head buffer, reused
+	out2      []byte     // a second head buffer (a redirect's Location)
+	opsBuf    []byte     // spare head buffer for header modifiers (applyOps)
 	rreq      route.Request
 	body      []byte // replay buffer for request bodies, reused
 	chunk     h1.ChunkedCopier
@@ -119,7 +121,8 @@ func (c *clientConn) putScratch() {
 	c.scratch = nil
 	s.req.Reset()
 	s.resp.Reset()
-	s.breq = balance.Request{}
+	s.call = forward.Call{}
+	s.ri = reqInfo{} // drop its pointers to routes and pools a reload may retire
 	s.out = s.out[:0]
 	if cap(s.body) > maxPooledBody {
 		s.body = nil

@@ -46,7 +46,8 @@ func (c *clientConn) handle(set *Settings) (keep bool) {
 	c.tc.WriteTimeout = set.Limits.WriteTimeout
 	clientIP := c.clientIP(set)
 
-	ri := reqInfo{
+	ri := &c.ri
+	*ri = reqInfo{
 		method: methodName(req.Method), minor: req.Minor, keepAlive: req.KeepAlive,
 		upgrade: req.Upgrade, chunked: req.Chunked, cl: req.ContentLength, expect: req.ExpectContinue,
 		stickyIdx: -1, client: clientIP,
@@ -68,13 +69,13 @@ func (c *clientConn) handle(set *Settings) (keep bool) {
 		if ok, retry := lim.allow(c.rateKey(lim, clientIP), start); !ok {
 			c.srv.countRejected(metrics.RejectRateLimited)
 			c.br.Discard(req.HeadLen)
-			return c.writeRateLimited(retry, ri, start)
+			return c.writeRateLimited(retry, *ri, start)
 		}
 	}
 	if max := set.Limits.MaxBodyBytes; max > 0 && req.ContentLength > max {
 		c.srv.countRejected(metrics.RejectBodyTooLarge)
 		c.writeError(413, "request body too large", false)
-		c.srv.finish(c, nil, ri, 413, start, nil)
+		c.srv.finish(c, nil, *ri, 413, start, nil)
 		return false
 	}
 	// A chunked body is streamed, so its head reaches a backend before the
@@ -83,29 +84,29 @@ func (c *clientConn) handle(set *Settings) (keep bool) {
 	if req.Chunked && h1.ScanChunked(c.br.Buffered()[req.HeadLen:], 4096) != nil {
 		c.srv.countRejected(metrics.RejectBadRequest)
 		c.writeError(400, "malformed chunked body", false)
-		c.srv.finish(c, nil, ri, 400, start, nil)
+		c.srv.finish(c, nil, *ri, 400, start, nil)
 		return false
 	}
 
-	e := c.srv.routing.Load().lookup(c, &ri)
+	e := c.srv.routing.Load().lookup(c, ri)
 	if e == nil {
 		c.srv.countRejected(metrics.RejectNoRoute)
-		return c.ownAnswer(&ri, start, 404, "no route for this request", nil)
+		return c.ownAnswer(ri, start, 404, "no route for this request", nil)
 	}
 	ri.entry = e
 	switch e.rt.Action() {
 	case route.ActionRespond:
 		rs := e.rt.Respond()
-		return c.respond(&ri, start, rs.Status, rs.ContentType, rs.Body, nil)
+		return c.respond(ri, start, rs.Status, rs.ContentType, rs.Body, nil)
 	case route.ActionRedirect:
 		c.out2 = append(c.out2[:0], "Location: "...)
-		c.out2 = e.rt.AppendLocation(c.out2, c.routeRequest(&ri))
+		c.out2 = e.rt.AppendLocation(c.out2, c.routeRequest(ri))
 		c.out2 = append(c.out2, '\r', '\n')
 		st := e.rt.Redirect().Status
-		return c.respond(&ri, start, st, route.DefaultContentType, "", c.out2)
+		return c.respond(ri, start, st, route.DefaultContentType, "", c.out2)
 	}
 	ri.up, ri.splitSet = e.pickUpstream(c)
-	return c.forward(set, ri.up, &ri, start)
+	return c.forward(set, ri.up, ri, start)
 }
 
 // ownAnswer writes one of fulcrum's plain answers for a request that no

@@ -87,7 +87,7 @@ func (s *sticky) lookup(c *clientConn, snap *pool.Snapshot, client netip.Addr) (
 		if snap.SourceIP == nil {
 			return -1, stickyMiss
 		}
-		// A request of its own: c.breq may carry the strategy's hash key.
+		// A request of its own: c.call.Pick may carry the strategy's hash key.
 		r := balance.Request{Hash: hashAddr(client), HasHash: true}
 		b, err := snap.SourceIP.Pick(&r)
 		if err != nil {

@@ -379,7 +379,7 @@ func TestStickyLookup(t *testing.T) {
 		if first < 0 || res != stickyHit {
 			t.Fatalf("lookup = %d, %s", first, stickyLabels[res])
 		}
-		if c.breq.HasHash {
+		if c.call.Pick.HasHash {
 			t.Fatal("lookup left its hash in the request: the strategy's retries would use it")
 		}
 		for range 10 {
