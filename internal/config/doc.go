@@ -136,4 +136,33 @@
 //	log_level              "info"         "debug", "info", "warn" or "error"
 //	log_format             "text"         "text" or "json"
 //	access_log             false
+//
+// # Full form
+//
+// A file with a "listeners" list and a "pools" map is the full form: many
+// listeners, named pools and ordered routes. Every pool key of the flat form
+// (strategy through sticky, health_check, passive) may stand inside a pool;
+// every listener key (the client-facing limits and rate_limit) inside a
+// listener, which also needs "name" (unique) and "routes" (at least one). The
+// same keys at the top level are the defaults for every pool or listener
+// that does not set them; listen_addr and backends at the top level are
+// errors with listeners, and so are the -listen, -backends and -strategy
+// flags.
+//
+//	{"pools": {"web": {"backends": ["http://10.0.0.1:8080"]},
+//	           "api": {"strategy": "least_connections", "backends": ["http://10.0.0.2:8080"]}},
+//	 "listeners": [{"name": "public", "listen_addr": ":8080", "routes": [
+//	     {"name": "api-v1", "match": {"host": ["api.example.com"], "path_prefix": "/v1/"}, "pool": "api"},
+//	     {"match": {"path": "/ping"}, "respond": {"status": 200, "body": "pong\n"}},
+//	     {"pool": "web"}]}]}
+//
+// A route has an optional "name" and "match" (host, path_prefix, path,
+// path_regex, method, headers, query, cookies, client_ip: conditions AND,
+// list entries OR), exactly one action (pool, split, redirect, respond) and
+// optional modifiers (strip_prefix, add_prefix, host_rewrite,
+// request_headers, response_headers); route.Compile checks them and its
+// errors are reported as listeners[i].routes[j].FIELD. A route naming an
+// unknown pool is an error with a did-you-mean suggestion; a pool no route
+// uses is a warning. Two listeners may not share a name or an address. The
+// README's Routing section documents every key with its default.
 package config
