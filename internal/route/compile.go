@@ -259,6 +259,7 @@ func (c *checker) compileMatch(s *Match) matcher {
 			c.err("match.path_regex", err)
 		} else {
 			m.re = regexp.MustCompile(`^(?:` + s.PathRegex + `)$`)
+			m.fast = compileFast(s.PathRegex)
 		}
 	}
 	for i, meth := range s.Method {

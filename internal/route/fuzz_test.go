@@ -173,7 +173,7 @@ var (
 	fzReqHosts = []string{"a.com", "A.COM:80", "x.a.com", "y.x.a.com", "Y.X.A.com.", "b.com", "c.org", "", "a.com.", "[::1]:8080", "com"}
 	fzPrefixes = []string{"/", "/a", "/a/", "/a/b", "/b/", "/a/b/", "//"}
 	fzPaths    = []string{"/", "/a", "/a/", "/a/b", "/b", "/%2F"}
-	fzRegexes  = []string{"/a.*", "/[ab]/c", "/(a|b)/?", ".*b"}
+	fzRegexes  = []string{"/a.*", "/[ab]/c", "/(a|b)/?", ".*b", "/[^/]+/c", "/[a-c]{1,2}"} // the first two, last two by the fast path
 	fzSegs     = []string{"a", "b", "c", "..", ".", "%61", "", "%2e%2E", "%2F", "A"}
 	fzQueries  = []string{"q=1", "q=2", "q", "q=%31", "r=1", "q=1+2", "", "%71=1"}
 	fzIPs      = []string{"10.1.1.1", "192.168.1.5", "::ffff:10.0.0.1", "2001:db8::1", "8.8.8.8"}

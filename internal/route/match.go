@@ -67,7 +67,8 @@ type matcher struct {
 	hasPath   bool
 	prefix    string
 	hasPrefix bool
-	re        *regexp.Regexp
+	re        *regexp.Regexp // path_regex, anchored; kept for the index even when fast is set
+	fast      *fastRe        // re's matcher without the regexp engine; nil when re's shape needs regexp
 	methods   []string
 	headers   []pair // names lower case
 	query     []pair
@@ -109,7 +110,11 @@ func (m *matcher) matchRest(v *view) bool {
 			return false
 		}
 	}
-	if m.re != nil && !m.re.Match(v.path) {
+	if m.fast != nil {
+		if !m.fast.match(v.path) {
+			return false
+		}
+	} else if m.re != nil && !m.re.Match(v.path) {
 		return false
 	}
 	return true
