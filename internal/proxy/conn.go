@@ -122,6 +122,7 @@ func (c *clientConn) putScratch() {
 	s.req.Reset()
 	s.resp.Reset()
 	s.call = forward.Call{}
+	s.fw = forwarding{}
 	s.ri = reqInfo{} // drop its pointers to routes and pools a reload may retire
 	s.out = s.out[:0]
 	if cap(s.body) > maxPooledBody {

@@ -16,10 +16,10 @@ import (
 )
 
 // forwarding is the HTTP/1.1 front's state for the request being forwarded,
-// which Attempt, Refuse and Fail (the forward.Wire of a clientConn) read.
+// which Attempt, Refuse and Fail (the forward.Wire of a clientConn) read
+// with the request itself in c.ri.
 type forwarding struct {
 	set     *Settings
-	ri      *reqInfo
 	bodyLen int64 // length of the buffered body, -1 when the body is streamed or absent
 	start   time.Time
 }
@@ -64,7 +64,7 @@ func (c *clientConn) forward(set *Settings, u *Upstream, ri *reqInfo, start time
 
 	// Buffer a small body so that the request can be replayed on another backend.
 	call.Replayable = ri.cl <= 0 && !ri.chunked
-	c.fw = forwarding{set: set, ri: ri, bodyLen: -1, start: start}
+	c.fw = forwarding{set: set, bodyLen: -1, start: start}
 	if ri.cl > 0 && ri.cl <= cfg.RetryBuffer {
 		if ri.expect && ri.minor == 1 {
 			c.tc.Write(continueResponse)
@@ -94,7 +94,7 @@ func (c *clientConn) Refuse(call *forward.Call, busy bool, usable int) bool {
 	} else {
 		c.srv.warnLimited(msg, "pool_usable", usable)
 	}
-	return c.unavailable(c.fw.ri, c.fw.start, msg, call.Replayable)
+	return c.unavailable(&c.ri, c.fw.start, msg, call.Replayable)
 }
 
 // Fail answers 502 or 504 after the last failed attempt (forward.Wire).
@@ -104,16 +104,16 @@ func (c *clientConn) Fail(status int, mem *pool.Member, err error) {
 	} else {
 		c.writeError(502, "bad gateway", false)
 	}
-	c.srv.finish(c, mem, *c.fw.ri, status, c.fw.start, err)
+	c.srv.finish(c, mem, c.ri, status, c.fw.start, err)
 }
 
 // Attempt tries the request once on mem and finishes the request when it
 // is answered (forward.Wire).
 func (c *clientConn) Attempt(call *forward.Call, mem *pool.Member, fresh bool) forward.Result {
 	fw := &c.fw
-	r := c.attempt(fw.set, call, mem, fw.ri, fw.bodyLen, fresh)
+	r := c.attempt(fw.set, call, mem, &c.ri, fw.bodyLen, fresh)
 	if r.Kind == forward.None || r.Kind == forward.Client || r.Kind == forward.TooLarge {
-		c.srv.finish(c, mem, *fw.ri, r.Status, fw.start, r.Err)
+		c.srv.finish(c, mem, c.ri, r.Status, fw.start, r.Err)
 	}
 	return r
 }

@@ -146,23 +146,16 @@ func (c *clientConn) relayResponse(set *Settings, snap *pool.Snapshot, mem *pool
 		} else if _, err = c.tc.Write(c.out); err == nil {
 			_, err = h1.CopyLength(&c.tc, &uc.R, frame)
 		}
-	case frame == -1:
+	case frame == -1 || frame == -3:
+		// -1 re-chunks for an HTTP/1.1 client; -3 sends the body as is
+		// until close to an HTTP/1.0 one.
+		reencode := frame == -1
 		if _, err = c.tc.Write(c.out); err == nil {
 			if resp.Chunked {
-				c.chunk = h1.ChunkedCopier{Reencode: true, MaxLine: 4096}
+				c.chunk = h1.ChunkedCopier{Reencode: reencode, MaxLine: 4096}
 				_, err = c.chunk.Copy(&c.tc, &uc.R)
 			} else {
-				_, err = h1.CopyUntilEOF(&c.tc, &uc.R, true, c.num[:])
-				upKeep = false
-			}
-		}
-	case frame == -3:
-		if _, err = c.tc.Write(c.out); err == nil {
-			if resp.Chunked {
-				c.chunk = h1.ChunkedCopier{Reencode: false, MaxLine: 4096}
-				_, err = c.chunk.Copy(&c.tc, &uc.R)
-			} else {
-				_, err = h1.CopyUntilEOF(&c.tc, &uc.R, false, c.num[:])
+				_, err = h1.CopyUntilEOF(&c.tc, &uc.R, reencode, c.num[:])
 				upKeep = false
 			}
 		}
