@@ -333,6 +333,7 @@ func serve(cfg *config.Config, loader engine.Loader, stdout, stderr io.Writer, r
 			err := eng.Shutdown(sctx)
 			scancel()
 			if adminHTTP != nil {
+				adminSrv.Close() // event streams end; Shutdown would wait for them
 				actx, acancel := context.WithTimeout(context.Background(), time.Second)
 				adminHTTP.Shutdown(actx)
 				acancel()

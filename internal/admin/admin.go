@@ -10,7 +10,9 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -41,16 +43,21 @@ type Server struct {
 	log   *slog.Logger
 	token atomic.Pointer[string]
 	mux   *http.ServeMux
+
+	heartbeat time.Duration // of event streams
+	stop      chan struct{} // closed by Close: event streams end
+	closeOnce sync.Once
 }
 
 // New returns the admin handler. token may be empty (no authentication).
 func New(ctl Controller, reg prometheus.Gatherer, token string, log *slog.Logger) *Server {
-	s := &Server{ctl: ctl, log: log, mux: http.NewServeMux()}
+	s := &Server{ctl: ctl, log: log, mux: http.NewServeMux(), heartbeat: defaultHeartbeat, stop: make(chan struct{})}
 	s.SetToken(token)
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: nil}))
 	s.mux.HandleFunc("POST /admin/reload", s.reload)
 	s.mux.HandleFunc("GET /admin/backends", s.backends)
 	s.mux.HandleFunc("GET /admin/routes", s.routes)
+	s.routeControl() // runtime backend control and events (control.go, events.go)
 	// Profiles, for finding where time goes under load (behind the token).
 	s.mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 	s.mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
@@ -62,6 +69,11 @@ func New(ctl Controller, reg prometheus.Gatherer, token string, log *slog.Logger
 	})
 	return s
 }
+
+// Close ends the event streams being served (call it before shutting the
+// admin listener down, which otherwise waits for them). The server keeps
+// answering other requests.
+func (s *Server) Close() { s.closeOnce.Do(func() { close(s.stop) }) }
 
 // SetToken changes the bearer token (on reload).
 func (s *Server) SetToken(t string) { s.token.Store(&t) }

@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"fulcrum/internal/backend"
 	"fulcrum/internal/balance"
 	"fulcrum/internal/config"
@@ -341,7 +339,7 @@ func TestAdminActionsRecorded(t *testing.T) {
 	p.SetWeight(hosts[0], 7)
 	p.SetAdminState(hosts[0], backend.AdminDrain)
 	for action, want := range map[string]float64{"drain": 2, "disable": 1, "enable": 1, "weight": 1} {
-		if got := counterValue(t, reg, "fulcrum_admin_actions_total", "action", action); got != want {
+		if got := testutil.Counter(t, reg, "fulcrum_admin_actions_total", "action", action); got != want {
 			t.Errorf("fulcrum_admin_actions_total{action=%q} = %v, want %v", action, got, want)
 		}
 	}
@@ -405,26 +403,4 @@ func TestDownReasonAndEvents(t *testing.T) {
 	if strings.Join(kinds, ",") != want {
 		t.Fatalf("events %v, want %s", kinds, want)
 	}
-}
-
-// counterValue reads the counter name{label=value} (0 if absent).
-func counterValue(t *testing.T, reg *prometheus.Registry, name, label, value string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == label && l.GetValue() == value {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return 0
 }
