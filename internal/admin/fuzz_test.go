@@ -1,7 +1,6 @@
 package admin_test
 
 import (
-	"context"
 	"encoding/json"
 	"net/http/httptest"
 	"net/url"
@@ -12,7 +11,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"fulcrum/internal/admin"
-	"fulcrum/internal/backend"
 	"fulcrum/internal/config"
 	"fulcrum/internal/events"
 	"fulcrum/internal/pool"
@@ -22,47 +20,14 @@ import (
 // health checks, nothing dialled) named "default".
 type poolCtl struct {
 	fakeCtl
+	pool.Lookup
 	p   *pool.Pool
 	log *events.Log
 }
 
-func (c *poolCtl) lookup(name string) (*pool.Pool, error) {
-	if name != "default" {
-		return nil, pool.ErrNotFound
-	}
-	return c.p, nil
-}
-
-func (c *poolCtl) SetAdminState(name, host string, s backend.AdminState) (pool.Status, error) {
-	p, err := c.lookup(name)
-	if err != nil {
-		return pool.Status{}, err
-	}
-	return p.SetAdminState(host, s)
-}
-
-func (c *poolCtl) SetWeight(name, host string, w int) (pool.Status, error) {
-	p, err := c.lookup(name)
-	if err != nil {
-		return pool.Status{}, err
-	}
-	return p.SetWeight(host, w)
-}
-
-func (c *poolCtl) WaitIdle(ctx context.Context, name, host string) (pool.Status, int64, error) {
-	p, err := c.lookup(name)
-	if err != nil {
-		return pool.Status{}, 0, err
-	}
-	n, err := p.WaitIdle(ctx, host)
-	if err != nil {
-		return pool.Status{}, n, err
-	}
-	st, err := p.BackendStatus(host)
-	return st, n, err
-}
-
 func (c *poolCtl) Events() *events.Log { return c.log }
+
+var _ admin.BackendControl = (*poolCtl)(nil)
 
 func newPoolCtl(t testing.TB) *poolCtl {
 	cfg := &config.Pool{
@@ -76,7 +41,14 @@ func newPoolCtl(t testing.TB) *poolCtl {
 	for i := 0; i < 20; i++ {
 		log.Add(events.KindAdmin, "default", "127.0.0.1:1", "seed")
 	}
-	return &poolCtl{p: p, log: log}
+	c := &poolCtl{p: p, log: log}
+	c.Lookup = func(name string) (*pool.Pool, error) {
+		if name != "default" {
+			return nil, pool.ErrNotFound
+		}
+		return p, nil
+	}
+	return c
 }
 
 // FuzzWeightBody: any body of PUT .../weight is answered 200 with the weight
