@@ -20,9 +20,10 @@ type HashMove struct {
 	// Sampled is set when the tables differ in size: Of is then HashSamples
 	// hashes spread evenly over the hash space, not table entries.
 	Sampled bool
-	// Slots is the size of the table built over the new backends (0 for
-	// fewer than two backends, which need no table).
-	Slots int
+	// OldSlots and Slots are the sizes of the tables built over the old and
+	// the new backends (1 for a single backend, 0 for none: those need no
+	// table).
+	OldSlots, Slots int
 }
 
 // Fraction is Moved/Of (0 when nothing was compared).
@@ -43,7 +44,7 @@ func (m HashMove) Fraction() float64 {
 func HashMoves(old, next []*backend.Backend) HashMove {
 	po, pn := buildHash(old, nil), buildHash(next, nil)
 	so, sn := tableSize(po), tableSize(pn)
-	mv := HashMove{Slots: sn}
+	mv := HashMove{OldSlots: so, Slots: sn}
 	keyAt := func(p Picker, h uint64) string {
 		b, err := p.Pick(&Request{Hash: h, HasHash: true})
 		if err != nil {
