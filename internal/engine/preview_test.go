@@ -62,7 +62,9 @@ func TestDryRunChangesNothing(t *testing.T) {
 	t.Parallel()
 	bs := startBackends(t, "a", "b", "c")
 	const token = "dry-run-token"
-	withToken := func(cfg string) string { return strings.Replace(cfg, "{", fmt.Sprintf(`{"admin_token": %q, `, token), 1) }
+	withToken := func(cfg string) string {
+		return strings.Replace(cfg, "{", fmt.Sprintf(`{"admin_token": %q, `, token), 1)
+	}
 	h := start(t, withToken(cfgJSON("", "round_robin", bs[:2], nil)))
 	ts := adminFor(t, h, token)
 	before, backends := h.eng.Config(), h.eng.Backends()
