@@ -20,12 +20,17 @@ type Previewer interface {
 	DryRun() (changes []preview.Change, warnings []string, err error)
 }
 
-// dryRunResult is the answer of POST /admin/reload?dry_run=1.
+// dryRunResult is the answer of POST /admin/reload?dry_run=1 for a file a
+// reload would apply; dryRunRefusal for one it would refuse.
 type dryRunResult struct {
 	Valid    bool             `json:"valid"`
-	Error    string           `json:"error,omitempty"`
-	Changes  []preview.Change `json:"changes,omitempty"`
-	Warnings []string         `json:"warnings,omitempty"`
+	Changes  []preview.Change `json:"changes"`
+	Warnings []string         `json:"warnings"`
+}
+
+type dryRunRefusal struct {
+	Valid bool   `json:"valid"`
+	Error string `json:"error"`
 }
 
 // dryRun reports whether the request asks for a dry run: dry_run=1 or
@@ -55,7 +60,7 @@ func (s *Server) dryRun(w http.ResponseWriter, r *http.Request) {
 	}
 	changes, warnings, err := pv.DryRun()
 	if err != nil {
-		writeJSON(w, http.StatusBadRequest, dryRunResult{Error: err.Error()})
+		writeJSON(w, http.StatusBadRequest, dryRunRefusal{Error: err.Error()})
 		return
 	}
 	if changes == nil {
@@ -81,5 +86,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false) // "->" in messages stays readable
 	enc.Encode(v)
 }
