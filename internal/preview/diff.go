@@ -274,14 +274,16 @@ func diffRoutes(listener string, old, next []Route) []Change {
 		if o.Index != n.Index {
 			ss = append(ss, Setting{Key: "position", Old: fmt.Sprint(o.Index), New: fmt.Sprint(n.Index)})
 		}
+		shown := map[string][2]string{
+			"action": {o.Action, n.Action}, "match": {o.Match, n.Match}, "rewrite": {o.Rewrite, n.Rewrite},
+		}
 		for _, p := range diffSettings(o.Parts, n.Parts, nil) {
-			if p.Key == "action" {
-				p.Old, p.New = o.Action, n.Action
-				if p.Old == p.New {
-					// Same summary, other details (a redirect's
-					// target, a fixed response's body).
-					p.Old, p.New = hidden, hidden
-				}
+			// Show the summaries when they differ; when they do not (a
+			// redirect's target, a fixed response's body) or there are
+			// none (header operations may carry credentials), the part
+			// is only named.
+			if sh, ok := shown[p.Key]; ok && sh[0] != sh[1] {
+				p.Old, p.New = sh[0], sh[1]
 			}
 			ss = append(ss, p)
 		}

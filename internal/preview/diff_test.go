@@ -104,7 +104,13 @@ func TestDiffKinds(t *testing.T) {
 			// Nothing about pool old: a pool no route uses is a warning, not a change.
 			{RouteRemoved, `^listener public: route public/2 removed \(was pool web\)$`}}},
 		{"route_changed", full, edit(t, full, "{name: api, match: {path_prefix: /api/}, pool: api}", "{name: api, match: {path_prefix: /v2/}, strip_prefix: /v2, pool: web}"), []want{
-			{RouteChanged, `^listener public: route api changed: action pool api -> pool web, match changed, rewrite changed$`}}},
+			{RouteChanged, `^listener public: route api changed: action pool api -> pool web, match path_prefix=/api/ -> path_prefix=/v2/, rewrite none -> strip_prefix=/v2$`}}},
+		{"route details", full, edit(t, full, "{name: api, match: {path_prefix: /api/}, pool: api}",
+			"{name: api, match: {path_prefix: /api/, method: [GET, HEAD], headers: {X-B: '2', X-A: '1'}, query: {v: '*'}, client_ip: [10.0.0.0/8]}, request_headers: {set: {Authorization: 'Bearer backend-cred'}}, pool: api}"), []want{
+			{RouteChanged, `^listener public: route api changed: headers changed, match path_prefix=/api/ -> path_prefix=/api/ method=GET,HEAD headers=X-A:1,X-B:2 query=v:\* client_ip=10.0.0.0/8$`}}},
+		{"redirect target", full + "  - {name: extra, listen_addr: \"127.0.0.1:8082\", routes: [{name: moved, match: {path: /x}, redirect: {host: a.example}}]}\n",
+			full + "  - {name: extra, listen_addr: \"127.0.0.1:8082\", routes: [{name: moved, match: {path: /x}, redirect: {host: b.example}}]}\n", []want{
+				{RouteChanged, `^listener extra: route moved changed: action changed$`}}},
 		{"route moved", full, edit(t, full, "      - {name: api, match: {path_prefix: /api/}, pool: api}\n      - {name: legacy, match: {path_prefix: /old/}, pool: old}\n",
 			"      - {name: legacy, match: {path_prefix: /old/}, pool: old}\n      - {name: api, match: {path_prefix: /api/}, pool: api}\n"), []want{
 			{RouteChanged, `^listener public: route api changed: position 0 -> 1$`},

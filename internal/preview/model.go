@@ -11,18 +11,15 @@
 package preview
 
 import (
-	"cmp"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 
 	"fulcrum/internal/config"
 	"fulcrum/internal/pool"
-	"fulcrum/internal/route"
 )
 
 // Version is the version of the Model's JSON form. Decode refuses others.
@@ -64,8 +61,14 @@ type Route struct {
 	// Action summarises the action: "pool NAME", "split A:95,B:5",
 	// "redirect 301" or "respond 200".
 	Action string `json:"action"`
-	// Parts are fingerprints of the route's match, action, rewrite (prefixes
-	// and host) and header operations.
+	// Match and Rewrite summarise the conditions ("path_prefix=/api/
+	// method=GET", "any") and the path and host rewrite ("strip_prefix=/v1",
+	// "none") for messages.
+	Match   string `json:"match"`
+	Rewrite string `json:"rewrite"`
+	// Parts are fingerprints of the route's match, action, rewrite and
+	// header operations: what the diff compares (a summary may leave a
+	// detail out, a fingerprint does not).
 	Parts map[string]string `json:"parts"`
 }
 
@@ -154,45 +157,6 @@ func FromConfig(cfg *config.Config, salt string) *Model {
 		m.Pools = append(m.Pools, p)
 	}
 	return m
-}
-
-func routeOf(listener string, i int, s *route.Spec, salt string) Route {
-	part := func(v any) string {
-		b, err := json.Marshal(v)
-		if err != nil {
-			// Unreachable: a Spec is plain data (strings, ints, maps of
-			// strings, netip.Prefix).
-			panic(fmt.Sprintf("preview: route %d: %v", i, err))
-		}
-		return fingerprint(salt, string(b))
-	}
-	return Route{
-		Label: route.Label(listener, i, s), Index: i, Action: actionOf(s),
-		Parts: map[string]string{
-			"match":   part(s.Match),
-			"action":  part([]any{s.Pool, s.Split, s.Redirect, s.Respond}),
-			"rewrite": part([]string{s.StripPrefix, s.AddPrefix, s.HostRewrite}),
-			"headers": part([]route.HeaderOps{s.RequestHeaders, s.ResponseHeaders}),
-		},
-	}
-}
-
-func actionOf(s *route.Spec) string {
-	switch {
-	case s.Pool != "":
-		return "pool " + s.Pool
-	case len(s.Split) > 0:
-		ts := make([]string, len(s.Split))
-		for i, t := range s.Split {
-			ts[i] = fmt.Sprintf("%s:%d", t.Pool, t.Weight)
-		}
-		return "split " + strings.Join(ts, ",")
-	case s.Redirect != nil:
-		return fmt.Sprintf("redirect %d", cmp.Or(s.Redirect.Status, 301))
-	case s.Respond != nil:
-		return fmt.Sprintf("respond %d", cmp.Or(s.Respond.Status, 200))
-	}
-	return "none"
 }
 
 // Decode parses the JSON form of a Model, as GET /admin/config serves it,

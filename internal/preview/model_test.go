@@ -19,10 +19,10 @@ pools:
     sticky: {type: cookie, secret: sticky-SECRET-abcdef}
     health_check: {type: http, headers: {Authorization: "Bearer HC-CREDENTIAL-42"}}
 listeners:
-  - {name: public, listen_addr: "127.0.0.1:8080", routes: [{pool: api}]}
+  - {name: public, listen_addr: "127.0.0.1:8080", routes: [{pool: api, request_headers: {set: {Authorization: "Bearer ROUTE-CRED-9"}}}]}
 `
 
-var secrets = []string{"admin-TOKEN-0123456789", "sticky-SECRET-abcdef", "HC-CREDENTIAL-42"}
+var secrets = []string{"admin-TOKEN-0123456789", "sticky-SECRET-abcdef", "HC-CREDENTIAL-42", "ROUTE-CRED-9"}
 
 func TestModelHidesSecrets(t *testing.T) {
 	t.Parallel()
@@ -33,7 +33,7 @@ func TestModelHidesSecrets(t *testing.T) {
 	}
 	// Every secret changes at once; neither the model nor the changes may
 	// show one.
-	next := strings.NewReplacer("TOKEN", "token", "SECRET", "secret", "CREDENTIAL", "credential").Replace(secretDoc)
+	next := strings.NewReplacer("TOKEN", "token", "SECRET", "secret", "CREDENTIAL", "credential", "ROUTE-CRED", "route-cred").Replace(secretDoc)
 	cs := diff(t, secretDoc, next)
 	csj, _ := json.Marshal(cs)
 	for _, s := range secrets {
@@ -49,6 +49,7 @@ func TestModelHidesSecrets(t *testing.T) {
 	}
 	want := []string{
 		"setting_changed: admin_token changed: the admin API will require the new one",
+		"route_changed: listener public: route public/0 changed: headers changed",
 		"pool_changed: pool api changed: health_check.headers changed",
 		"sticky_reset: pool api: sticky secret changed: every pinned client moves (and every FULCRUM_SPLIT pin to this pool)",
 	}
