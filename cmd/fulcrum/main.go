@@ -3,6 +3,8 @@
 //	fulcrum -config fulcrum.json      run from a config file (JSON or YAML)
 //	fulcrum -backends URL,URL ...     run from flags
 //	fulcrum validate -config FILE     check a config file and exit 0 or 1
+//	fulcrum validate -config FILE -against URL
+//	                                  also print what a reload to FILE would change
 //	fulcrum demo                      run with three built-in demo backends
 //	fulcrum version | help
 package main
@@ -44,6 +46,10 @@ const usage = `fulcrum — an HTTP load balancer
 Usage:
   fulcrum [flags]                  run the balancer
   fulcrum validate -config FILE    check a config file (exit 0 if valid, 1 if not)
+  fulcrum validate -config FILE -against http://127.0.0.1:9090 [-token-file FILE]
+                                   and print what a reload of that fulcrum to FILE
+                                   would change, one line each (token also from
+                                   $FULCRUM_ADMIN_TOKEN)
   fulcrum demo [flags]             run with three demo backends built in
   fulcrum version                  print the version
   fulcrum help                     show this help
@@ -59,7 +65,8 @@ Flags:
 
 Flags given together with -config override the file.
 Admin API (default 127.0.0.1:9090, see -admin): GET /metrics, GET /admin/backends,
-GET /admin/events, POST /admin/reload, GET /healthz, and per backend
+GET /admin/events, GET /admin/config, POST /admin/reload (?dry_run=1 previews it),
+GET /healthz, and per backend
 POST /admin/pools/POOL/backends/HOST:PORT/{drain,disable,enable}, PUT .../weight.
 SIGHUP reloads; SIGTERM/SIGINT shut down gracefully.
 `
@@ -140,9 +147,13 @@ func buildVersion() string {
 	return version
 }
 
-// parseFlags parses the run flags; only flags actually given become overrides.
-func parseFlags(name string, args []string, stderr io.Writer) (*flag.FlagSet, *string, *config.Overrides, error) {
+// parseFlags parses the run flags, and the flags extra registers; only run
+// flags actually given become overrides.
+func parseFlags(name string, args []string, stderr io.Writer, extra ...func(*flag.FlagSet)) (*flag.FlagSet, *string, *config.Overrides, error) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	for _, register := range extra {
+		register(fs)
+	}
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, usage) }
 	configPath := fs.String("config", "", "config file")
@@ -186,7 +197,8 @@ func unexpectedArgs(cmd string, rest []string, stderr io.Writer) bool {
 }
 
 func validate(args []string, stdout, stderr io.Writer) int {
-	fs, configPath, ov, err := parseFlags("fulcrum validate", args, stderr)
+	var against againstFlags
+	fs, configPath, ov, err := parseFlags("fulcrum validate", args, stderr, against.register)
 	if err != nil {
 		return 2
 	}
@@ -199,6 +211,9 @@ func validate(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if unexpectedArgs("fulcrum validate", rest, stderr) {
+		return 2
+	}
+	if !against.check(stderr) {
 		return 2
 	}
 	cfg, err := config.Load(*configPath, ov)
@@ -222,17 +237,25 @@ func validate(args []string, stdout, stderr io.Writer) int {
 	default:
 		warned = fmt.Sprintf(" with %d warnings", len(cfg.Warnings))
 	}
+	// With -against, stdout holds only the changes, so that it diffs.
+	summary := stdout
+	if against.url != "" {
+		summary = stderr
+	}
 	if !cfg.Flat {
 		routes := 0
 		for _, l := range cfg.Listeners {
 			routes += len(l.Routes)
 		}
-		fmt.Fprintf(stdout, "fulcrum validate: %s is valid (%d listeners, %d pools, %d routes, %d backends)%s\n",
+		fmt.Fprintf(summary, "fulcrum validate: %s is valid (%d listeners, %d pools, %d routes, %d backends)%s\n",
 			*configPath, len(cfg.Listeners), len(cfg.Pools), routes, n, warned)
-		return 0
+	} else {
+		fmt.Fprintf(summary, "fulcrum validate: %s is valid (%d backends, strategy %s, listen %s)%s\n",
+			*configPath, n, cfg.Pools[0].Strategy, cfg.Listeners[0].Listen, warned)
 	}
-	fmt.Fprintf(stdout, "fulcrum validate: %s is valid (%d backends, strategy %s, listen %s)%s\n",
-		*configPath, n, cfg.Pools[0].Strategy, cfg.Listeners[0].Listen, warned)
+	if against.url != "" {
+		return against.preview(cfg, *configPath, stdout, stderr)
+	}
 	return 0
 }
 

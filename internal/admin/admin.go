@@ -58,6 +58,7 @@ func New(ctl Controller, reg prometheus.Gatherer, token string, log *slog.Logger
 	s.mux.HandleFunc("GET /admin/backends", s.backends)
 	s.mux.HandleFunc("GET /admin/routes", s.routes)
 	s.routeControl() // runtime backend control and events (control.go, events.go)
+	s.mux.HandleFunc("GET /admin/config", s.config)
 	// Profiles, for finding where time goes under load (behind the token).
 	s.mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 	s.mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
@@ -96,6 +97,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) reload(w http.ResponseWriter, r *http.Request) {
+	if dry, err := dryRun(r); err != nil || dry {
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		} else {
+			s.dryRun(w, r)
+		}
+		return
+	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	summary, err := s.ctl.Reload(r.Context())
 	if err != nil {

@@ -12,6 +12,9 @@ import (
 	"fulcrum/internal/route"
 )
 
+// errNoLoader is the answer to a reload of an engine started from flags.
+var errNoLoader = errors.New("no configuration file to reload (started from flags)")
+
 // Reload re-reads the configuration and applies it. An invalid file, one
 // that changes what cannot change live, or one naming a listen address that
 // cannot be bound leaves everything as it was. The summary is one line,
@@ -44,7 +47,7 @@ func (e *Engine) reload() (string, error) {
 	e.reloadMu.Lock()
 	defer e.reloadMu.Unlock()
 	if e.opt.Loader == nil {
-		return "", errors.New("no configuration file to reload (started from flags)")
+		return "", errNoLoader
 	}
 	next, err := e.opt.Loader()
 	if err != nil {
@@ -58,11 +61,9 @@ func (e *Engine) reload() (string, error) {
 	}
 	// Everything that can fail happens before anything changes: the routes
 	// compile (config.Load compiled them already) and new addresses bind.
-	for i := range next.Listeners {
-		if _, err := route.Compile(next.Listeners[i].Routes); err != nil {
-			e.reloadResult(false)
-			return "", fmt.Errorf("listeners[%d] (%s): %w", i, next.Listeners[i].Name, err)
-		}
+	if err := compileRoutes(next); err != nil {
+		e.reloadResult(false)
+		return "", err
 	}
 	byAddr := map[string]*listener{}
 	for _, l := range old.listeners {
@@ -156,6 +157,16 @@ func (e *Engine) reload() (string, error) {
 		summary += "\nwarning: " + w.String()
 	}
 	return summary, nil
+}
+
+// compileRoutes checks that every listener's routes compile.
+func compileRoutes(cfg *config.Config) error {
+	for i := range cfg.Listeners {
+		if _, err := route.Compile(cfg.Listeners[i].Routes); err != nil {
+			return fmt.Errorf("listeners[%d] (%s): %w", i, cfg.Listeners[i].Name, err)
+		}
+	}
+	return nil
 }
 
 // retire stops the listeners a reload removed, lets their connections
