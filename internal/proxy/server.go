@@ -48,6 +48,8 @@ type Server struct {
 
 	errLog logLimiter
 	bufs   sync.Pool
+	// workers are goroutines waiting to serve the next connection.
+	workers *workers
 	// lot holds idle keep-alive connections without a goroutine each; nil
 	// where the platform has no epoll. Created by Serve, closed by Shutdown.
 	lot *lot
@@ -64,7 +66,8 @@ func New(s *Settings, r *Routing, opt Options) *Server {
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
-	srv := &Server{log: opt.Logger, metrics: opt.Metrics, conns: map[*clientConn]struct{}{}, perIP: map[netip.Addr]int{}}
+	srv := &Server{log: opt.Logger, metrics: opt.Metrics, conns: map[*clientConn]struct{}{}, perIP: map[netip.Addr]int{},
+		workers: newWorkers()}
 	srv.Update(s, r)
 	srv.bufs.New = func() any { b := make([]byte, readBufSize); return &b }
 	return srv
@@ -144,7 +147,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		if c == nil {
 			continue
 		}
-		go c.serve()
+		s.workers.serve(c)
 	}
 }
 
@@ -224,6 +227,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.acc.Close() // its duplicate descriptor keeps the socket listening
 	}
 	s.mu.Unlock()
+	s.workers.stop()
 	s.mu.Lock()
 	lot := s.lot
 	s.mu.Unlock()
