@@ -20,7 +20,7 @@ type workers struct {
 	idle atomic.Int32
 	// started counts the goroutines started (for tests).
 	started atomic.Int64
-	quit chan struct{} // closed by Shutdown: idle workers exit
+	quit    chan struct{} // closed by Shutdown: idle workers exit
 }
 
 func newWorkers() *workers {
