@@ -135,14 +135,21 @@ func (c *clientConn) putScratch() {
 func (c *clientConn) init() {
 	c.state.Store(stateIdle)
 	c.fd = -1
-	if tc, ok := c.nc.(*net.TCPConn); ok {
+	switch nc := c.nc.(type) {
+	case *net.TCPConn:
 		if rawReadSupported {
-			c.raw, _ = tc.SyscallConn()
+			c.raw, _ = nc.SyscallConn()
 		}
-	}
-	if c.raw != nil && c.srv.lot != nil {
-		c.raw.Control(func(fd uintptr) { c.fd = int(fd) })
-		c.armFn = c.arm
+		if c.raw != nil && c.srv.lot != nil {
+			c.raw.Control(func(fd uintptr) { c.fd = int(fd) })
+			c.armFn = c.arm
+		}
+	case bareSock:
+		c.raw = nc.RawConn()
+		if c.srv.lot != nil {
+			c.fd = nc.FD()
+			c.armFn = c.arm
+		}
 	}
 	c.readFn = c.readIdle
 	c.tryFn = c.tryRead
@@ -232,10 +239,10 @@ func (c *clientConn) close() {
 		// Half-close, then read (and drop) what the client still sends,
 		// briefly: closing with unread input would send a reset that can
 		// destroy the error response before the client reads it.
-		if tc, ok := c.nc.(*net.TCPConn); ok {
-			tc.CloseWrite()
-			tc.SetReadDeadline(time.Now().Add(lingerTime))
-			io.Copy(io.Discard, io.LimitReader(tc, lingerBytes))
+		if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
+			c.nc.SetReadDeadline(time.Now().Add(lingerTime))
+			io.Copy(io.Discard, io.LimitReader(c.nc, lingerBytes))
 		}
 	}
 	c.nc.Close()
@@ -243,6 +250,25 @@ func (c *clientConn) close() {
 	c.putBuf()
 	c.putScratch()
 	c.srv.removeConn(c)
+}
+
+// bareSock is a client connection accepted as a bare descriptor
+// (rawio.Sock, Linux): it enters Go's poller only when it has to wait.
+type bareSock interface {
+	RawConn() syscall.RawConn
+	FD() int
+	Kick()
+}
+
+// kick ends the connection from another goroutine (shutdown): a bare socket
+// is shut down, so that its owner wakes and closes it (closing it here
+// could free its number under the owner); other connections are closed.
+func (c *clientConn) kick() {
+	if k, ok := c.nc.(bareSock); ok {
+		k.Kick()
+		return
+	}
+	c.nc.Close()
 }
 
 // serve is the body of a connection goroutine. It waits for a request

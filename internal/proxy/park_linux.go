@@ -318,14 +318,14 @@ func (l *lot) take(epfd int) {
 	}
 }
 
-// wake serves c in a fresh goroutine if it is parked, or tells its parking
+// wake has c served (by an idle worker) if it is parked, or tells its parking
 // goroutine to serve it if it is still being parked.
 func (l *lot) wake(c *clientConn) {
 	for range 100 {
 		switch c.state.Load() {
 		case stateParked:
 			if l.unpark(c, stateIdle) {
-				go c.serve()
+				l.srv.workers.serve(c)
 				return
 			}
 		case stateParking:

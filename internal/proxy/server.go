@@ -17,6 +17,7 @@ import (
 
 	"fulcrum/internal/config"
 	"fulcrum/internal/metrics"
+	"fulcrum/internal/rawio"
 )
 
 // Settings are the listener-level settings; they can change on reload.
@@ -40,12 +41,15 @@ type Server struct {
 	conns    map[*clientConn]struct{}
 	perIP    map[netip.Addr]int
 	ln       net.Listener
+	acc      *rawio.Acceptor // accepts from ln as bare sockets (Linux), or nil
 	shutting atomic.Bool
 	active   sync.WaitGroup
 	nconns   atomic.Int64
 
 	errLog logLimiter
 	bufs   sync.Pool
+	// workers are goroutines waiting to serve the next connection.
+	workers *workers
 	// lot holds idle keep-alive connections without a goroutine each; nil
 	// where the platform has no epoll. Created by Serve, closed by Shutdown.
 	lot *lot
@@ -62,7 +66,8 @@ func New(s *Settings, r *Routing, opt Options) *Server {
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
-	srv := &Server{log: opt.Logger, metrics: opt.Metrics, conns: map[*clientConn]struct{}{}, perIP: map[netip.Addr]int{}}
+	srv := &Server{log: opt.Logger, metrics: opt.Metrics, conns: map[*clientConn]struct{}{}, perIP: map[netip.Addr]int{},
+		workers: newWorkers()}
 	srv.Update(s, r)
 	srv.bufs.New = func() any { b := make([]byte, readBufSize); return &b }
 	return srv
@@ -97,11 +102,28 @@ func (s *Server) Serve(ln net.Listener) error {
 	if s.lot == nil {
 		s.lot = newLot(s)
 	}
-	s.mu.Unlock()
 	deferAccept(ln, 1)
+	acc := rawio.NewAcceptor(ln)
+	s.acc = acc
+	s.mu.Unlock()
 	var backoff time.Duration
 	for {
-		nc, err := ln.Accept()
+		var nc net.Conn
+		var peer netip.AddrPort
+		var err error
+		if acc != nil {
+			// A bare descriptor (see rawio.Sock): no poller registration
+			// unless the connection has to wait.
+			var sk *rawio.Sock
+			if sk, err = acc.Accept(); err == nil {
+				nc, peer = sk, sk.Peer()
+			}
+		} else if nc, err = ln.Accept(); err == nil {
+			if ta, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
+				peer = ta.AddrPort()
+				peer = netip.AddrPortFrom(peer.Addr().Unmap(), peer.Port())
+			}
+		}
 		if err != nil {
 			if s.shutting.Load() {
 				return nil
@@ -121,11 +143,11 @@ func (s *Server) Serve(ln net.Listener) error {
 			return err
 		}
 		backoff = 0
-		c := s.newConn(nc)
+		c := s.newConn(nc, peer)
 		if c == nil {
 			continue
 		}
-		go c.serve()
+		s.workers.serve(c)
 	}
 }
 
@@ -135,13 +157,8 @@ func isTemporary(err error) bool {
 	return errors.As(err, &t) && t.Temporary()
 }
 
-func (s *Server) newConn(nc net.Conn) *clientConn {
+func (s *Server) newConn(nc net.Conn, peer netip.AddrPort) *clientConn {
 	set := s.settings.Load()
-	var peer netip.AddrPort
-	if ta, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
-		peer = ta.AddrPort()
-		peer = netip.AddrPortFrom(peer.Addr().Unmap(), peer.Port())
-	}
 	lim := set.Limits
 	s.mu.Lock()
 	if s.shutting.Load() {
@@ -206,7 +223,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.ln != nil {
 		s.ln.Close()
 	}
+	if s.acc != nil {
+		s.acc.Close() // its duplicate descriptor keeps the socket listening
+	}
 	s.mu.Unlock()
+	s.workers.stop()
 	s.mu.Lock()
 	lot := s.lot
 	s.mu.Unlock()
@@ -225,7 +246,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		case <-ctx.Done():
 			s.mu.Lock()
 			for c := range s.conns {
-				c.nc.Close()
+				c.kick()
 			}
 			s.mu.Unlock()
 			s.closeIdle()
@@ -246,7 +267,7 @@ func (s *Server) closeIdle() {
 	s.mu.Lock()
 	for c := range s.conns {
 		if c.state.CompareAndSwap(stateIdle, stateClosed) {
-			c.nc.Close()
+			c.kick()
 		}
 	}
 	lot := s.lot

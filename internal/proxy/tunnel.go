@@ -10,6 +10,12 @@ import (
 	"fulcrum/internal/upstream"
 )
 
+// tunnelSock is a bare client socket (rawio.Sock) as a tunnel uses it.
+type tunnelSock interface {
+	Register() error
+	SetKeepAlive(idle, interval time.Duration, count int) error
+}
+
 // tunnel relays an upgraded connection (WebSocket) in both directions until
 // either side closes.
 func (c *clientConn) tunnel(uc *upstream.Conn, resp *h1.Response, set *Settings) {
@@ -22,8 +28,16 @@ func (c *clientConn) tunnel(uc *upstream.Conn, resp *h1.Response, set *Settings)
 	uc.T.ArmWrite(0)
 	// A tunnel may idle for hours, so it has no inactivity deadline; TCP
 	// keep-alive probes find a client that vanished without a FIN.
-	if tc, ok := c.nc.(*net.TCPConn); ok {
-		tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: 60 * time.Second, Interval: 15 * time.Second, Count: 4})
+	switch nc := c.nc.(type) {
+	case *net.TCPConn:
+		nc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: 60 * time.Second, Interval: 15 * time.Second, Count: 4})
+	case tunnelSock:
+		// Two goroutines use it from here on: it must be in the poller.
+		if nc.Register() != nil {
+			uc.Close()
+			return
+		}
+		nc.SetKeepAlive(60*time.Second, 15*time.Second, 4)
 	}
 	if _, err := c.tc.Write(c.out); err != nil {
 		uc.Close()

@@ -10,6 +10,9 @@
 // with RawSyscall keeps the goroutine on its thread for those microseconds.
 // Waiting for readiness still happens in Go's poller, with its deadlines, via
 // syscall.RawConn.
+//
+// Accepted client connections can go further (Sock, Acceptor): a bare
+// descriptor that enters Go's poller only when it first has to wait.
 package rawio
 
 import "net"
@@ -22,7 +25,7 @@ type Conn struct {
 }
 
 // Wrap returns c with raw-syscall I/O where the platform allows it (a
-// *net.TCPConn on Linux), else c itself.
+// *net.TCPConn or a *Sock on Linux), else c itself.
 func Wrap(c net.Conn) net.Conn {
 	if w := wrap(c); w != nil {
 		return w

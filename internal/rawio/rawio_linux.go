@@ -21,12 +21,16 @@ type state struct {
 }
 
 func wrap(c net.Conn) *Conn {
-	tc, ok := c.(*net.TCPConn)
-	if !ok {
-		return nil
-	}
-	rc, err := tc.SyscallConn()
-	if err != nil {
+	var rc syscall.RawConn
+	switch t := c.(type) {
+	case *net.TCPConn:
+		var err error
+		if rc, err = t.SyscallConn(); err != nil {
+			return nil
+		}
+	case *Sock:
+		rc = t.RawConn()
+	default:
 		return nil
 	}
 	w := &Conn{Conn: c}
@@ -110,7 +114,12 @@ func (c *Conn) write(fd uintptr) bool {
 }
 
 // CloseWrite half-closes the connection.
-func (c *Conn) CloseWrite() error { return c.Conn.(*net.TCPConn).CloseWrite() }
+func (c *Conn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
 
 // Read is read(2) on the non-blocking descriptor fd, by RawSyscall, retried
 // when interrupted; for syscall.RawConn callbacks. Errors are syscall.Errno
