@@ -117,6 +117,8 @@
 // Client-facing limits:
 //
 //	trusted_proxies        []             CIDRs or bare IPs whose X-Forwarded-For is believed
+//	request_id             true           set X-Request-Id towards the backend (a client's own
+//	                                      is kept only from trusted_proxies)
 //	read_header_timeout    "10s"          > 0
 //	read_timeout           "60s"          inactivity timeout; "0s" = none
 //	write_timeout          "60s"          inactivity timeout; "0s" = none
@@ -136,6 +138,7 @@
 //	log_level              "info"         "debug", "info", "warn" or "error"
 //	log_format             "text"         "text" or "json"
 //	access_log             false
+//	access_log_format      log_format     "json", "text" or "combined"
 //
 // # Full form
 //
