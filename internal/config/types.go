@@ -47,8 +47,8 @@ type Listener struct {
 	// RequestID: fulcrum gives each request an X-Request-Id towards the
 	// backend, keeping a client's own only from TrustedProxies.
 	RequestID bool
-	Limits         Limits
-	RateLimit      *RateLimit // nil = off
+	Limits    Limits
+	RateLimit *RateLimit // nil = off
 	// Routes in order, at least one. Every pool a route names (Pool or a
 	// Split target) exists in Config.Pools; route.Compile accepts them.
 	Routes []route.Spec
