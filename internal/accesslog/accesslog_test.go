@@ -5,11 +5,12 @@ import (
 	"encoding/json"
 	"net/netip"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"fulcrum/internal/testutil"
 )
 
 func sample() Entry {
@@ -97,36 +98,13 @@ func TestJSONEscapes(t *testing.T) {
 	}
 }
 
-// parseText reads a text line into its key=value pairs (values in Go
-// quoted syntax when quoted).
 func parseText(t *testing.T, line string) map[string]string {
 	t.Helper()
-	line = strings.TrimSuffix(line, "\n")
-	out := map[string]string{}
-	for len(line) > 0 {
-		eq := strings.IndexByte(line, '=')
-		if eq < 0 {
-			t.Fatalf("no '=' in %q", line)
-		}
-		key := line[:eq]
-		line = line[eq+1:]
-		var val string
-		if strings.HasPrefix(line, `"`) {
-			q, err := strconv.QuotedPrefix(line)
-			if err != nil {
-				t.Fatalf("bad quoted value in %q: %v", line, err)
-			}
-			val, _ = strconv.Unquote(q)
-			line = line[len(q):]
-		} else if sp := strings.IndexByte(line, ' '); sp >= 0 {
-			val, line = line[:sp], line[sp:]
-		} else {
-			val, line = line, ""
-		}
-		out[key] = val
-		line = strings.TrimPrefix(line, " ")
+	m, err := testutil.ParseKV(line)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, line)
 	}
-	return out
+	return m
 }
 
 func TestText(t *testing.T) {

@@ -2,8 +2,10 @@ package proxy_test
 
 import (
 	"bytes"
+	"io"
 	"net"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -138,6 +140,42 @@ func BenchmarkProxyGET(b *testing.B) {
 	tp := startProxy(b, []string{be.ln.Addr().String()}, nil)
 	bc := newBenchClient(b, tp.Addr)
 	if err := bc.get(); err != nil { // warm up: dial the backend once
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := bc.get(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkProxyGETRequestID is BenchmarkProxyGET with request_id on (the
+// default, which BenchmarkProxyGET also runs with) and off: the cost of
+// generating X-Request-Id and sending it to the backend.
+func BenchmarkProxyGETRequestID(b *testing.B) {
+	for _, on := range []bool{true, false} {
+		b.Run("request_id="+strconv.FormatBool(on), func(b *testing.B) {
+			benchGET(b, map[string]any{"request_id": on}, nil)
+		})
+	}
+}
+
+// BenchmarkProxyGETAccessLog is BenchmarkProxyGET with access_log on, per
+// format; the lines go to io.Discard, so this is the cost of building them.
+func BenchmarkProxyGETAccessLog(b *testing.B) {
+	for _, f := range []string{"json", "text", "combined"} {
+		b.Run(f, func(b *testing.B) {
+			benchGET(b, map[string]any{"access_log": true, "access_log_format": f}, io.Discard)
+		})
+	}
+}
+
+func benchGET(b *testing.B, extra map[string]any, alog io.Writer) {
+	be := newTinyBackend(b)
+	tp := startProxyWith(b, proxySetup{Backends: []string{be.ln.Addr().String()}, Extra: extra, AccessLog: alog})
+	bc := newBenchClient(b, tp.Addr)
+	if err := bc.get(); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
