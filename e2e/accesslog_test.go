@@ -1,11 +1,9 @@
 package e2e
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -64,25 +62,9 @@ func accessLines(t *testing.T, f *Fulcrum, n int) []string {
 	return lines
 }
 
-// rawExchange sends raw on a new connection from local (a loopback source
-// address) and returns the whole answer; raw must ask to close.
 func rawExchange(t *testing.T, addr, local, raw string) string {
 	t.Helper()
-	d := net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}}
-	c, err := d.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.WriteString(c, raw); err != nil {
-		t.Fatal(err)
-	}
-	b, err := io.ReadAll(bufio.NewReader(c))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
+	return testutil.Exchange(t, addr, local, raw)
 }
 
 var (
@@ -114,13 +96,7 @@ func TestAccessLogFormatsE2E(t *testing.T) {
 			t.Parallel()
 			listen := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 			f := StartFulcrum(t, fullFormConfig(listen, fmt.Sprintf(`"access_log_format": %q,`, format), be))
-			WaitFor(t, 10*time.Second, "the listener", func() bool {
-				c, err := net.Dial("tcp", listen)
-				if err == nil {
-					c.Close()
-				}
-				return err == nil
-			})
+			testutil.WaitListening(t, listen)
 			resp := rawExchange(t, listen, "127.0.0.1", req)
 			if !strings.HasPrefix(resp, "HTTP/1.1 200 ") || !strings.HasSuffix(resp, body) {
 				t.Fatalf("response %q", resp)
@@ -186,13 +162,7 @@ func TestAccessLogRetryE2E(t *testing.T) {
 	dead.Close()
 	listen := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	f := StartFulcrum(t, fullFormConfig(listen, `"access_log_format": "json",`, dead, good))
-	WaitFor(t, 10*time.Second, "the listener", func() bool {
-		c, err := net.Dial("tcp", listen)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
+	testutil.WaitListening(t, listen)
 	for range 2 { // round robin: one of two requests starts on the dead backend
 		if resp := rawExchange(t, listen, "127.0.0.1", "GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"); !strings.HasPrefix(resp, "HTTP/1.1 200 ") {
 			t.Fatalf("response %q", resp)
@@ -223,15 +193,8 @@ func TestRequestIDE2E(t *testing.T) {
 	StartFulcrum(t, fullFormConfig(listen, `"trusted_proxies": ["127.0.0.2/32"],`, be))
 	offListen := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	StartFulcrum(t, fullFormConfig(offListen, `"request_id": false,`, be))
-	for _, addr := range []string{listen, offListen} {
-		WaitFor(t, 10*time.Second, "the listener", func() bool {
-			c, err := net.Dial("tcp", addr)
-			if err == nil {
-				c.Close()
-			}
-			return err == nil
-		})
-	}
+	testutil.WaitListening(t, listen)
+	testutil.WaitListening(t, offListen)
 	send := func(addr, from, id string) []string {
 		raw := "GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n"
 		if id != "" {

@@ -2,8 +2,6 @@ package proxy_test
 
 import (
 	"encoding/json"
-	"io"
-	"net"
 	"regexp"
 	"strconv"
 	"strings"
@@ -66,24 +64,9 @@ func combinedLine(t *testing.T, line string) map[string]string {
 	return m
 }
 
-// exchange sends raw on a new connection (raw asks to close) and returns
-// everything the proxy wrote back.
 func exchange(t *testing.T, addr, raw string) string {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.WriteString(c, raw); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := io.ReadAll(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(resp)
+	return testutil.Exchange(t, addr, "", raw)
 }
 
 var generatedID = regexp.MustCompile(`^[0-9a-f]{32}$`)
