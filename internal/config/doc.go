@@ -145,7 +145,7 @@
 // A file with a "listeners" list and a "pools" map is the full form: many
 // listeners, named pools and ordered routes. Every pool key of the flat form
 // (strategy through sticky, health_check, passive) may stand inside a pool;
-// every listener key (the client-facing limits and rate_limit) inside a
+// every listener key (the client-facing limits, rate_limit and request_id) inside a
 // listener, which also needs "name" (unique) and "routes" (at least one). The
 // same keys at the top level are the defaults for every pool or listener
 // that does not set them; listen_addr and backends at the top level are
