@@ -240,16 +240,19 @@ func appendFieldOrDash[S []byte | string](dst []byte, s S) []byte {
 // backslash, and control bytes, DEL and bytes above 0x7f become \xhh (and
 // a space too with field).
 func appendApache[S []byte | string](dst []byte, s S, field bool) []byte {
+	start := 0 // s[start:i] needs no escape and is not yet appended
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		switch {
-		case c == '"' || c == '\\':
-			dst = append(dst, '\\', c)
-		case c < 0x20 || c >= 0x7f || field && c == ' ':
-			dst = append(dst, '\\', 'x', hexDigit(c>>4), hexDigit(c&0xf))
-		default:
-			dst = append(dst, c)
+		if c > ' ' && c < 0x7f && c != '"' && c != '\\' || c == ' ' && !field {
+			continue
 		}
+		dst = append(dst, s[start:i]...)
+		if c == '"' || c == '\\' {
+			dst = append(dst, '\\', c)
+		} else {
+			dst = append(dst, '\\', 'x', hexDigit(c>>4), hexDigit(c&0xf))
+		}
+		start = i + 1
 	}
-	return dst
+	return append(dst, s[start:]...)
 }
