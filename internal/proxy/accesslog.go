@@ -35,6 +35,19 @@ type accessState struct {
 
 type span struct{ off, n int }
 
+// maxPooledLog bounds the copy of a request's fields kept with a pooled
+// scratch, so that one request with huge fields does not pin its copy.
+const maxPooledLog = 16 << 10
+
+// release drops what a pooled scratch must not keep: the settings (a
+// reload may retire them) and an oversized copy of fields.
+func (a *accessState) release() {
+	a.set = nil
+	if cap(a.fields) > maxPooledLog {
+		a.fields = nil
+	}
+}
+
 func (a *accessState) keep(b []byte) span {
 	s := span{len(a.fields), len(b)}
 	a.fields = append(a.fields, b...)

@@ -125,7 +125,7 @@ func (c *clientConn) putScratch() {
 	s.call = forward.Call{}
 	s.fw = forwarding{}
 	s.ri = reqInfo{} // drop its pointers to routes and pools a reload may retire
-	s.acc.set = nil
+	s.acc.release()
 	s.out = s.out[:0]
 	if cap(s.body) > maxPooledBody {
 		s.body = nil
