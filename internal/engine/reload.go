@@ -124,10 +124,10 @@ func (e *Engine) reload() (string, error) {
 			panic(fmt.Sprintf("engine: routes of listener %s: %v", lc.Name, err))
 		}
 		if l.srv == nil {
-			l.srv = proxy.New(settingsOf(next, lc), rt, proxy.Options{Logger: e.opt.Logger, Metrics: e.opt.Metrics})
+			l.srv = proxy.New(proxy.SettingsOf(next, lc), rt, e.proxyOptions())
 			e.serve(l)
 		} else {
-			l.srv.Update(settingsOf(next, lc), rt)
+			l.srv.Update(proxy.SettingsOf(next, lc), rt)
 		}
 	}
 	e.cur.Store(run)

@@ -158,7 +158,7 @@ version:
 	for i := range req.Headers {
 		h := &req.Headers[i]
 		if isHopOrRewritten(h.Name) || ((ct.n > 0 || ct.more) && ct.hasIn(req.Headers, h.Name)) ||
-			(!trusted && isClientIdentity(h.Name)) {
+			(!trusted && isClientIdentity(h.Name)) || (set.RequestID && isRequestID(h.Name)) {
 			continue
 		}
 		dst = append(dst, h.Name...)
@@ -191,6 +191,7 @@ version:
 		dst = append(dst, host...)
 	}
 	dst = append(dst, '\r', '\n')
+	dst = c.appendRequestID(dst)
 	if req.Upgrade {
 		if up := h1.Get(req.Headers, "Upgrade"); up != nil {
 			dst = append(dst, "Connection: Upgrade\r\nUpgrade: "...)

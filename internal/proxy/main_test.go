@@ -47,6 +47,8 @@ type proxySetup struct {
 	Backends []string // host:port
 	Extra    map[string]any
 	Logger   *slog.Logger
+	// AccessLog receives access log lines; nil discards them.
+	AccessLog io.Writer
 }
 
 // startProxy builds the configuration through config.Parse (so defaults are
@@ -101,8 +103,12 @@ func startProxyWith(tb testing.TB, s proxySetup) *testProxy {
 	p := pool.New(&cfg.Pools[0], cfg.Pools[0].IdleTimeout, pool.Options{Metrics: m, Logger: logger})
 	ctx, cancel := context.WithCancel(context.Background())
 	p.Start(ctx)
-	set := &proxy.Settings{Limits: sc.Limits, TrustedProxies: sc.TrustedProxies, AccessLog: cfg.AccessLog, RateLimit: sc.RateLimit}
-	srv := proxy.New(set, proxy.SinglePool("default", proxy.NewUpstream("default", p), m), proxy.Options{Metrics: m, Logger: logger})
+	alog := s.AccessLog
+	if alog == nil {
+		alog = io.Discard
+	}
+	srv := proxy.New(proxy.SettingsOf(cfg, sc), proxy.SinglePool("default", proxy.NewUpstream("default", p), m),
+		proxy.Options{Metrics: m, Logger: logger, AccessLog: alog})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
