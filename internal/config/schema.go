@@ -71,6 +71,7 @@ func build(root *value, c *checker, baseDir string) *Config {
 	}
 	cfg.LogFormat, _ = top.enum("log_format", "text", []string{"text", "json"})
 	cfg.AccessLog, _ = top.boolean("access_log", false)
+	cfg.Tracing = buildTracing(c, "tracing", top.take("tracing"))
 
 	top.done()
 	return cfg

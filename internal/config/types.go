@@ -23,6 +23,8 @@ type Config struct {
 	// LogFormat is "text" or "json".
 	LogFormat string
 	AccessLog bool
+	// Tracing is the OpenTelemetry tracing block; nil = tracing off.
+	Tracing *Tracing
 	// Listeners in document order; exactly one, "default", in the flat form.
 	Listeners []Listener
 	// Pools in document order; exactly one, "default", in the flat form.
