@@ -83,9 +83,10 @@ type scratch struct {
 	call      forward.Call
 	fw        forwarding // the request being forwarded (Attempt, Refuse, Fail)
 	ri        reqInfo    // the request being handled; here so that pointers to it do not escape
-	out       []byte     // outbound head buffer, reused
-	out2      []byte     // a second head buffer (a redirect's Location)
-	opsBuf    []byte     // spare head buffer for header modifiers (applyOps)
+	tr        requestTrace
+	out       []byte // outbound head buffer, reused
+	out2      []byte // a second head buffer (a redirect's Location)
+	opsBuf    []byte // spare head buffer for header modifiers (applyOps)
 	rreq      route.Request
 	body      []byte // replay buffer for request bodies, reused
 	chunk     h1.ChunkedCopier
@@ -124,6 +125,7 @@ func (c *clientConn) putScratch() {
 	s.call = forward.Call{}
 	s.fw = forwarding{}
 	s.ri = reqInfo{} // drop its pointers to routes and pools a reload may retire
+	s.tr = requestTrace{}
 	s.out = s.out[:0]
 	if cap(s.body) > maxPooledBody {
 		s.body = nil

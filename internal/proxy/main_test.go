@@ -23,6 +23,7 @@ import (
 	"fulcrum/internal/pool"
 	"fulcrum/internal/proxy"
 	"fulcrum/internal/testutil"
+	"fulcrum/internal/tracing"
 )
 
 // TestMain fails the package when a goroutine running fulcrum code (the
@@ -47,6 +48,7 @@ type proxySetup struct {
 	Backends []string // host:port
 	Extra    map[string]any
 	Logger   *slog.Logger
+	Tracer   *tracing.Tracer // nil = tracing off
 }
 
 // startProxy builds the configuration through config.Parse (so defaults are
@@ -101,7 +103,7 @@ func startProxyWith(tb testing.TB, s proxySetup) *testProxy {
 	p := pool.New(&cfg.Pools[0], cfg.Pools[0].IdleTimeout, pool.Options{Metrics: m, Logger: logger})
 	ctx, cancel := context.WithCancel(context.Background())
 	p.Start(ctx)
-	set := &proxy.Settings{Limits: sc.Limits, TrustedProxies: sc.TrustedProxies, AccessLog: cfg.AccessLog, RateLimit: sc.RateLimit}
+	set := &proxy.Settings{Limits: sc.Limits, TrustedProxies: sc.TrustedProxies, AccessLog: cfg.AccessLog, RateLimit: sc.RateLimit, Tracer: s.Tracer}
 	srv := proxy.New(set, proxy.SinglePool("default", proxy.NewUpstream("default", p), m), proxy.Options{Metrics: m, Logger: logger})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"fulcrum/internal/config"
 	"fulcrum/internal/metrics"
 	"fulcrum/internal/rawio"
+	"fulcrum/internal/tracing"
 )
 
 // Settings are the listener-level settings; they can change on reload.
@@ -26,6 +27,9 @@ type Settings struct {
 	TrustedProxies []netip.Prefix
 	AccessLog      bool
 	RateLimit      *config.RateLimit
+	// Tracer records a span per request; nil = tracing off, and then the
+	// request path does not touch OpenTelemetry.
+	Tracer *tracing.Tracer
 }
 
 // Server serves one listener. Create with New; Serve until Shutdown.
