@@ -156,7 +156,9 @@ func chaosNoRace(t testing.TB, f *Fulcrum) {
 	}
 }
 
-// chaosLedger records which backends saw each X-Request-ID.
+// chaosLedger records which backends saw each X-Request-ID. The tests trace
+// requests by the X-Request-ID they send, so their configurations set
+// request_id: false (fulcrum would replace a client's own ID).
 type chaosLedger struct {
 	mu   sync.Mutex
 	seen map[string][]string
@@ -495,6 +497,7 @@ func TestChaos(t *testing.T) {
 	// outage until each back-off ends: observed while writing this test.
 	f := StartFulcrum(t, fmt.Sprintf(`{
 		"strategy": "round_robin",
+		"request_id": false,
 		"backends": [{"url": %q}, {"url": %q}, {"url": %q}],
 		"health_check": {"type": "http", "path": "/health", "interval": "200ms", "timeout": "200ms",
 			"healthy_threshold": 2, "unhealthy_threshold": 2},
@@ -710,6 +713,7 @@ func TestChaosPassiveEjectionVisible(t *testing.T) {
 	})
 	f := StartFulcrum(t, fmt.Sprintf(`{
 		"strategy": "round_robin",
+		"request_id": false,
 		"backends": [{"url": %q}, {"url": %q}],
 		"health_check": {"type": "http", "path": "/health", "interval": "1s", "timeout": "500ms",
 			"healthy_threshold": 1, "unhealthy_threshold": 2},
@@ -890,6 +894,7 @@ func TestChaosMaxConnectionsOverflow(t *testing.T) {
 	t.Cleanup(slow.Release)
 	f := StartFulcrum(t, fmt.Sprintf(`{
 		"strategy": "round_robin",
+		"request_id": false,
 		"backends": [{"url": %q}, {"url": %q}],
 		"max_connections": 2,
 		"response_header_timeout": "30s"
@@ -969,6 +974,7 @@ func TestChaosMaxConnectionsQueue(t *testing.T) {
 	t.Cleanup(h2.Release)
 	f := StartFulcrum(t, fmt.Sprintf(`{
 		"strategy": "round_robin",
+		"request_id": false,
 		"backends": [{"url": %q}, {"url": %q}],
 		"max_connections": 1,
 		"queue_timeout": "1s",
@@ -1119,6 +1125,7 @@ func TestChaosRetrySemantics(t *testing.T) {
 	// backend accepts connections, so it stays in rotation throughout.
 	f := StartFulcrum(t, fmt.Sprintf(`{
 		"strategy": "round_robin",
+		"request_id": false,
 		"backends": [{"url": %q}, {"url": %q}],
 		"health_check": {"type": "tcp", "interval": "10s", "timeout": "1s", "unhealthy_threshold": 10},
 		"passive": {"max_fails": 0},
@@ -1240,6 +1247,7 @@ func TestChaosRetrySemantics(t *testing.T) {
 		dead := "http://" + testutil.ClosedAddr(t)
 		f2 := StartFulcrum(t, fmt.Sprintf(`{
 			"strategy": "round_robin",
+			"request_id": false,
 			"backends": [{"url": %q}, {"url": %q}],
 			"health_check": {"type": "tcp", "interval": "10s", "timeout": "1s", "unhealthy_threshold": 10},
 			"passive": {"max_fails": 0},

@@ -168,6 +168,12 @@ func TestCoreNoBackend503(t *testing.T) {
 	if v := m.val("loadbalancer_backend_up", "pool", "default", "backend", strings.TrimPrefix(dead, "http://")); v != 0 {
 		t.Errorf("backend_up = %v, want 0", v)
 	}
+	// The request is counted once its answer is written: the scrape may
+	// come first.
+	WaitFor(t, 5*time.Second, "the 503 to be counted", func() bool {
+		m = coreScrape(t, f)
+		return m.sum("loadbalancer_request_count_total", "status", "503") >= 1
+	})
 	if v := m.sum("loadbalancer_request_count_total", "status", "503"); v != 1 {
 		t.Errorf("503 count %v, want 1", v)
 	}

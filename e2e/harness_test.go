@@ -50,13 +50,25 @@ func TestMain(m *testing.M) {
 // freePort returns a free loopback TCP port.
 func freePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	// The kernel may hand out a port it just gave another test (or the
+	// same one): never return one twice in this process.
+	for range 100 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		if _, taken := portsGiven.LoadOrStore(port, true); !taken {
+			return port
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	t.Fatal("no unused free port in 100 tries")
+	return 0
 }
+
+// portsGiven holds the ports freePort returned.
+var portsGiven sync.Map
 
 // syncBuffer is a goroutine-safe log sink.
 type syncBuffer struct {

@@ -298,7 +298,7 @@ func serve(cfg *config.Config, loader engine.Loader, stdout, stderr io.Writer, r
 	src := &sampleSource{}
 	m := metrics.New(reg, src)
 
-	eng, err := engine.New(cfg, engine.Options{Logger: log, Metrics: m, Loader: loader, LevelVar: lv})
+	eng, err := engine.New(cfg, engine.Options{Logger: log, Metrics: m, Loader: loader, LevelVar: lv, AccessLog: stderr})
 	if err != nil {
 		log.Error("start-up failed", "err", err)
 		return 1

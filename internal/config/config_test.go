@@ -38,11 +38,13 @@ func defaultConfig(backends ...Backend) *Config {
 		ShutdownTimeout: 30 * time.Second,
 		LogLevel:        slog.LevelInfo,
 		LogFormat:       "text",
+		AccessLogFormat: "text",
 		Flat:            true,
 		Listeners: []Listener{{
-			Name:   "default",
-			Listen: ":8080",
-			Routes: []route.Spec{{Pool: "default"}},
+			Name:      "default",
+			Listen:    ":8080",
+			Routes:    []route.Spec{{Pool: "default"}},
+			RequestID: true,
 			Limits: Limits{
 				ReadHeaderTimeout: 10 * time.Second,
 				ReadTimeout:       60 * time.Second,
@@ -200,6 +202,8 @@ shutdown_timeout: 0s
 log_level: debug
 log_format: json
 access_log: true
+access_log_format: combined
+request_id: false
 `)
 	cfg, err := Load(cfgPath, nil)
 	if err != nil {
@@ -212,6 +216,7 @@ access_log: true
 		LogLevel:        slog.LevelDebug,
 		LogFormat:       "json",
 		AccessLog:       true,
+		AccessLogFormat: "combined",
 		Flat:            true,
 		Listeners: []Listener{{
 			Name:   "default",

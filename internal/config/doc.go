@@ -117,6 +117,8 @@
 // Client-facing limits:
 //
 //	trusted_proxies        []             CIDRs or bare IPs whose X-Forwarded-For is believed
+//	request_id             true           set X-Request-Id towards the backend (a client's own
+//	                                      is kept only from trusted_proxies)
 //	read_header_timeout    "10s"          > 0
 //	read_timeout           "60s"          inactivity timeout; "0s" = none
 //	write_timeout          "60s"          inactivity timeout; "0s" = none
@@ -136,6 +138,7 @@
 //	log_level              "info"         "debug", "info", "warn" or "error"
 //	log_format             "text"         "text" or "json"
 //	access_log             false
+//	access_log_format      log_format     "json", "text" or "combined"
 //
 // tracing (OpenTelemetry, top level only; absent = off):
 //
@@ -149,7 +152,7 @@
 // A file with a "listeners" list and a "pools" map is the full form: many
 // listeners, named pools and ordered routes. Every pool key of the flat form
 // (strategy through sticky, health_check, passive) may stand inside a pool;
-// every listener key (the client-facing limits and rate_limit) inside a
+// every listener key (the client-facing limits, rate_limit and request_id) inside a
 // listener, which also needs "name" (unique) and "routes" (at least one). The
 // same keys at the top level are the defaults for every pool or listener
 // that does not set them; listen_addr and backends at the top level are

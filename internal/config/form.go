@@ -20,7 +20,7 @@ var poolKeys = []string{
 // routes); at the top level of the full form each is a default.
 var listenerKeys = []string{
 	"trusted_proxies", "read_header_timeout", "read_timeout", "write_timeout", "idle_timeout",
-	"max_header_bytes", "max_body_bytes", "max_conns", "max_conns_per_ip", "rate_limit",
+	"max_header_bytes", "max_body_bytes", "max_conns", "max_conns_per_ip", "rate_limit", "request_id",
 }
 
 // inherit returns a cursor over the object v at path in which each of keys

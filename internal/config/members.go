@@ -102,6 +102,7 @@ func buildListener(c *checker, o *object, name string) Listener {
 		l.RateLimit = buildRateLimit(c, o.at("rate_limit"), v)
 	}
 	l.TrustedProxies = buildTrustedProxies(c, o.at("trusted_proxies"), o.take("trusted_proxies"))
+	l.RequestID, _ = o.boolean("request_id", true)
 
 	lim := &l.Limits
 	lim.ReadHeaderTimeout, _ = o.duration("read_header_timeout", 10*time.Second, true)

@@ -71,6 +71,9 @@ func build(root *value, c *checker, baseDir string) *Config {
 	}
 	cfg.LogFormat, _ = top.enum("log_format", "text", []string{"text", "json"})
 	cfg.AccessLog, _ = top.boolean("access_log", false)
+	// The access log keeps the look of the other log lines unless told
+	// otherwise: text lines with log_format text, JSON with json.
+	cfg.AccessLogFormat, _ = top.enum("access_log_format", cfg.LogFormat, AccessLogFormats)
 	cfg.Tracing = buildTracing(c, "tracing", top.take("tracing"))
 
 	top.done()

@@ -23,6 +23,8 @@ type Config struct {
 	// LogFormat is "text" or "json".
 	LogFormat string
 	AccessLog bool
+	// AccessLogFormat is one of AccessLogFormats; it defaults to LogFormat.
+	AccessLogFormat string
 	// Tracing is the OpenTelemetry tracing block; nil = tracing off.
 	Tracing *Tracing
 	// Listeners in document order; exactly one, "default", in the flat form.
@@ -44,8 +46,11 @@ type Listener struct {
 	Listen string // listen_addr
 	// TrustedProxies are the peers whose X-Forwarded-For is believed.
 	TrustedProxies []netip.Prefix
-	Limits         Limits
-	RateLimit      *RateLimit // nil = off
+	// RequestID: fulcrum gives each request an X-Request-Id towards the
+	// backend, keeping a client's own only from TrustedProxies.
+	RequestID bool
+	Limits    Limits
+	RateLimit *RateLimit // nil = off
 	// Routes in order, at least one. Every pool a route names (Pool or a
 	// Split target) exists in Config.Pools; route.Compile accepts them.
 	Routes []route.Spec
@@ -176,6 +181,9 @@ type HashKey struct {
 	Kind HashKeyKind
 	Name string // header name (canonical), cookie or query parameter name
 }
+
+// AccessLogFormats lists the accepted access_log_format values.
+var AccessLogFormats = []string{"json", "text", "combined"}
 
 // Strategies lists the accepted strategy names.
 var Strategies = []string{

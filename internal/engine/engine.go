@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"sync"
@@ -34,6 +35,8 @@ type Options struct {
 	// Events receives backend transitions, admin actions and reloads; nil
 	// means a log of events.Capacity events of the engine's own.
 	Events *events.Log
+	// AccessLog receives access log lines (see proxy.Options); default os.Stderr.
+	AccessLog io.Writer
 	// Tracing tunes the tracing pipeline (tests shorten its batch timeout).
 	Tracing tracing.Options
 }
@@ -132,7 +135,7 @@ func New(cfg *config.Config, opt Options) (*Engine, error) {
 			e.stopTracing(context.Background(), e.tracing)
 			return nil, fmt.Errorf("listeners[%d] (%s): %w", i, lc.Name, err)
 		}
-		l.srv = proxy.New(e.settings(cfg, lc), rt, proxy.Options{Logger: opt.Logger, Metrics: opt.Metrics})
+		l.srv = proxy.New(e.settings(cfg, lc), rt, e.proxyOptions())
 	}
 	e.cur.Store(run)
 	return e, nil
@@ -152,10 +155,8 @@ func (e *Engine) newUpstream(pc *config.Pool) *upstream {
 	return &upstream{pool: p, up: proxy.NewUpstream(pc.Name, p)}
 }
 
-func settingsOf(cfg *config.Config, lc *config.Listener) *proxy.Settings {
-	return &proxy.Settings{
-		Limits: lc.Limits, TrustedProxies: lc.TrustedProxies, AccessLog: cfg.AccessLog, RateLimit: lc.RateLimit,
-	}
+func (e *Engine) proxyOptions() proxy.Options {
+	return proxy.Options{Logger: e.opt.Logger, Metrics: e.opt.Metrics, AccessLog: e.opt.AccessLog}
 }
 
 // Addr returns the bound address of the first listener (useful with port 0).

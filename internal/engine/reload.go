@@ -134,7 +134,7 @@ func (e *Engine) reload() (string, error) {
 			panic(fmt.Sprintf("engine: routes of listener %s: %v", lc.Name, err))
 		}
 		if l.srv == nil {
-			l.srv = proxy.New(e.settings(next, lc), rt, proxy.Options{Logger: e.opt.Logger, Metrics: e.opt.Metrics})
+			l.srv = proxy.New(e.settings(next, lc), rt, e.proxyOptions())
 			e.serve(l)
 		} else {
 			l.srv.Update(e.settings(next, lc), rt)

@@ -16,7 +16,7 @@ const tracingFlushTimeout = 5 * time.Second
 // settings returns the proxy settings of listener lc of cfg, with the
 // listener's tracer when tracing is on. Callers hold reloadMu (or run in New).
 func (e *Engine) settings(cfg *config.Config, lc *config.Listener) *proxy.Settings {
-	s := settingsOf(cfg, lc)
+	s := proxy.SettingsOf(cfg, lc)
 	if e.tracing != nil {
 		s.Tracer = e.tracing.Tracer(lc.Name)
 	}

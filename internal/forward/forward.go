@@ -118,6 +118,9 @@ type Call struct {
 	// BodyStarted is set by Wire.Attempt once an unbuffered body began to
 	// reach a backend.
 	BodyStarted bool
+	// Retries counts the attempts Run made on another backend after a
+	// failed one (what fulcrum_retries_total counts), for the access log.
+	Retries int
 	// Metrics counts retries; nil without metrics.
 	Metrics *metrics.Metrics
 	// Observer hears of retries; nil when nothing listens (tracing off).
@@ -179,8 +182,11 @@ func (c *Call) Run(w Wire, start time.Time) (keep bool) {
 			break
 		}
 		lastMem = mem
-		if attempt > 0 && c.Metrics != nil {
-			c.Metrics.RetryAttempt()
+		if attempt > 0 {
+			c.Retries = attempt
+			if c.Metrics != nil {
+				c.Metrics.RetryAttempt()
+			}
 		}
 		fresh := sameAgain != nil
 		sameAgain = nil

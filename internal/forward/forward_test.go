@@ -302,3 +302,26 @@ func TestObserverHearsEachRetry(t *testing.T) {
 		})
 	}
 }
+
+func TestRetriesCounted(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		fails   []Kind
+		retries int
+	}{
+		{"first attempt answers", nil, 0},
+		{"one retry", []Kind{Reset}, 1},
+		{"two retries, then give up", []Kind{Reset, Reset, Reset}, 2},
+		{"a stale repeat is no retry", []Kind{Stale}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var c Call
+			c.Begin(testPool(t, 3, nil), nil)
+			c.Replayable, c.Idempotent = true, true
+			c.Run(&script{fails: tc.fails}, time.Now())
+			if c.Retries != tc.retries {
+				t.Errorf("Retries = %d, want %d", c.Retries, tc.retries)
+			}
+		})
+	}
+}

@@ -15,7 +15,10 @@ type TimedConn struct {
 	net.Conn
 	ReadTimeout  time.Duration
 	WriteTimeout time.Duration
-	rdl, wdl     int64
+	// Written counts the bytes written through Write (the access log's
+	// bytes out); the owner may reset or add to it.
+	Written  int64
+	rdl, wdl int64
 }
 
 // stale reports whether a deadline dl (unix nanos, 0 = none) is less than
@@ -37,7 +40,9 @@ func (t *TimedConn) Write(b []byte) (int, error) {
 	if t.WriteTimeout > 0 {
 		t.armWrite()
 	}
-	return t.Conn.Write(b)
+	n, err := t.Conn.Write(b)
+	t.Written += int64(n)
+	return n, err
 }
 
 func (t *TimedConn) armRead() {

@@ -42,3 +42,22 @@ func TestTimedConnActivityKeepsItOpen(t *testing.T) {
 		}
 	}
 }
+
+// Written counts what was written, successfully, through Write.
+func TestTimedConnCountsWrites(t *testing.T) {
+	client, server := testutil.TCPPair(t)
+	tc := &TimedConn{Conn: server, WriteTimeout: time.Second}
+	for _, s := range []string{"hello", ", ", "world"} {
+		if _, err := tc.Write([]byte(s)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if tc.Written != 12 {
+		t.Errorf("Written = %d after 12 bytes", tc.Written)
+	}
+	client.Close()
+	server.Close()
+	if n, err := tc.Write([]byte("more")); err == nil || tc.Written != 12+int64(n) {
+		t.Errorf("write on a closed conn: n=%d err=%v, Written %d", n, err, tc.Written)
+	}
+}

@@ -19,11 +19,12 @@ import (
 
 func globalSettings(cfg *config.Config, salt string) map[string]string {
 	s := map[string]string{
-		"log_level":        strings.ToLower(cfg.LogLevel.String()),
-		"access_log":       strconv.FormatBool(cfg.AccessLog),
-		"shutdown_timeout": cfg.ShutdownTimeout.String(),
-		"admin_token":      fingerprint(salt, cfg.AdminToken),
-		"tracing":          "off",
+		"log_level":         strings.ToLower(cfg.LogLevel.String()),
+		"access_log":        strconv.FormatBool(cfg.AccessLog),
+		"access_log_format": cfg.AccessLogFormat,
+		"shutdown_timeout":  cfg.ShutdownTimeout.String(),
+		"admin_token":       fingerprint(salt, cfg.AdminToken),
+		"tracing":           "off",
 	}
 	if t := cfg.Tracing; t != nil {
 		s["tracing"] = "on"
@@ -42,6 +43,7 @@ func listenerSettings(l *config.Listener) map[string]string {
 	lim := &l.Limits
 	s := map[string]string{
 		"trusted_proxies":     strings.Join(proxies, ","),
+		"request_id":          strconv.FormatBool(l.RequestID),
 		"read_header_timeout": lim.ReadHeaderTimeout.String(),
 		"read_timeout":        lim.ReadTimeout.String(),
 		"write_timeout":       lim.WriteTimeout.String(),

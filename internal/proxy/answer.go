@@ -44,6 +44,7 @@ func (c *clientConn) writeAnswer(status int, msg string, keep bool, extra []byte
 		b = append(b, "\r\nConnection: keep-alive"...)
 	}
 	b = append(b, "\r\n\r\n"...)
+	c.markBody(len(b))
 	b = append(b, msg...)
 	b = append(b, '\n')
 	c.tc.Write(b)

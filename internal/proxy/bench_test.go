@@ -2,8 +2,10 @@ package proxy_test
 
 import (
 	"bytes"
+	"io"
 	"net"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -138,6 +140,51 @@ func BenchmarkProxyGET(b *testing.B) {
 	tp := startProxy(b, []string{be.ln.Addr().String()}, nil)
 	bc := newBenchClient(b, tp.Addr)
 	if err := bc.get(); err != nil { // warm up: dial the backend once
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := bc.get(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkProxyGETRequestID is BenchmarkProxyGET with request_id on (the
+// default, which BenchmarkProxyGET also runs with) and off: the cost of
+// generating X-Request-Id and sending it to the backend. Measured on the
+// shared 2-vCPU machine, medians of 8 interleaved runs of 20,000 requests
+// (±20% run to run): before request IDs 55.0 µs/op, request_id=true 55.4,
+// request_id=false 54.7, all 0 allocs/op; the difference is below the
+// noise. Generating an ID alone is about 50 ns (requestid's BenchmarkAppend).
+func BenchmarkProxyGETRequestID(b *testing.B) {
+	for _, on := range []bool{true, false} {
+		b.Run("request_id="+strconv.FormatBool(on), func(b *testing.B) {
+			benchGET(b, map[string]any{"request_id": on}, nil)
+		})
+	}
+}
+
+// BenchmarkProxyGETAccessLog is BenchmarkProxyGET with access_log on, per
+// format; the lines go to io.Discard, so this is the cost of building them
+// (writing one is one write(2) more). 0 allocs/op in every format; the
+// access log through slog it replaced took 10 (text) and 11 (json)
+// allocations, 233-241 B per request. Building a line alone takes about
+// 1-1.7 µs (accesslog's BenchmarkAppend), within the run-to-run noise of a
+// 50 µs round trip here.
+func BenchmarkProxyGETAccessLog(b *testing.B) {
+	for _, f := range []string{"json", "text", "combined"} {
+		b.Run(f, func(b *testing.B) {
+			benchGET(b, map[string]any{"access_log": true, "access_log_format": f}, io.Discard)
+		})
+	}
+}
+
+func benchGET(b *testing.B, extra map[string]any, alog io.Writer) {
+	be := newTinyBackend(b)
+	tp := startProxyWith(b, proxySetup{Backends: []string{be.ln.Addr().String()}, Extra: extra, AccessLog: alog})
+	bc := newBenchClient(b, tp.Addr)
+	if err := bc.get(); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()

@@ -83,6 +83,7 @@ type scratch struct {
 	call      forward.Call
 	fw        forwarding // the request being forwarded (Attempt, Refuse, Fail)
 	ri        reqInfo    // the request being handled; here so that pointers to it do not escape
+	acc       accessState
 	tr        requestTrace
 	out       []byte // outbound head buffer, reused
 	out2      []byte // a second head buffer (a redirect's Location)
@@ -125,6 +126,7 @@ func (c *clientConn) putScratch() {
 	s.call = forward.Call{}
 	s.fw = forwarding{}
 	s.ri = reqInfo{} // drop its pointers to routes and pools a reload may retire
+	s.acc.release()
 	s.tr = requestTrace{}
 	s.out = s.out[:0]
 	if cap(s.body) > maxPooledBody {

@@ -74,7 +74,9 @@ func (c *clientConn) forward(set *Settings, u *Upstream, ri *reqInfo, start time
 		}
 		c.tc.ArmRead(set.Limits.ReadTimeout)
 		c.body = c.body[:0]
-		if _, err := h1.CopyLength((*appendWriter)(&c.body), &c.br, ri.cl); err != nil {
+		n, err := h1.CopyLength((*appendWriter)(&c.body), &c.br, ri.cl)
+		c.acc.bodyIn = n
+		if err != nil {
 			c.srv.finish(c, nil, *ri, c.clientBodyFailed(err), start, err)
 			return false
 		}
@@ -195,9 +197,9 @@ func (c *clientConn) attempt(set *Settings, call *forward.Call, mem *pool.Member
 		var berr error
 		if ri.chunked {
 			c.chunk = h1.ChunkedCopier{Reencode: true, Limit: set.Limits.MaxBodyBytes, MaxLine: 4096}
-			_, berr = c.chunk.Copy(&uc.T, &c.br)
+			c.acc.bodyIn, berr = c.chunk.Copy(&uc.T, &c.br)
 		} else {
-			_, berr = h1.CopyLength(&uc.T, &c.br, ri.cl)
+			c.acc.bodyIn, berr = h1.CopyLength(&uc.T, &c.br, ri.cl)
 		}
 		if berr != nil {
 			var be *h1.BodyError
@@ -273,6 +275,7 @@ func (c *clientConn) attempt(set *Settings, call *forward.Call, mem *pool.Member
 		break
 	}
 	ttfb := time.Since(t0)
+	c.acc.upstream = ttfb
 	if mem.Metrics != nil {
 		mem.Metrics.ObserveResponse(ttfb)
 	}
@@ -354,12 +357,7 @@ func (s *Server) finish(c *clientConn, mem *pool.Member, ri reqInfo, status int,
 		c.endTrace(mem, &ri, status)
 	}
 	if ri.accessLog {
-		be := ""
-		if mem != nil {
-			be = mem.Backend.Host
-		}
-		s.log.Info("access", "client", ri.client.String(), "method", ri.method, "host", ri.host,
-			"path", ri.path, "status", status, "duration_ms", float64(d.Microseconds())/1000, "backend", be)
+		s.writeAccess(c, mem, &ri, status, start, d)
 	}
 }
 

@@ -159,7 +159,8 @@ version:
 	for i := range req.Headers {
 		h := &req.Headers[i]
 		if isHopOrRewritten(h.Name) || ((ct.n > 0 || ct.more) && ct.hasIn(req.Headers, h.Name)) ||
-			(!trusted && isClientIdentity(h.Name)) || (traced && isTraceField(h.Name)) {
+			(!trusted && isClientIdentity(h.Name)) || (set.RequestID && isRequestID(h.Name)) ||
+			(traced && isTraceField(h.Name)) {
 			continue
 		}
 		dst = append(dst, h.Name...)
@@ -192,6 +193,7 @@ version:
 		dst = append(dst, host...)
 	}
 	dst = append(dst, '\r', '\n')
+	dst = c.appendRequestID(dst)
 	if traced {
 		dst = c.appendTraceContext(dst)
 	}

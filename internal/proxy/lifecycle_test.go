@@ -6,13 +6,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 
 	"fulcrum/internal/config"
 	"fulcrum/internal/pool"
 	"fulcrum/internal/proxy"
+	"fulcrum/internal/testutil"
 )
 
 func TestShutdownBeforeServe(t *testing.T) {
@@ -107,35 +107,8 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 }
 
-// logCapture records the "client" attribute of access log lines.
-type logCapture struct {
-	mu      *sync.Mutex
-	clients *[]string
-}
-
-func (h logCapture) Enabled(context.Context, slog.Level) bool { return true }
-func (h logCapture) Handle(_ context.Context, r slog.Record) error {
-	if r.Message != "access" {
-		return nil
-	}
-	r.Attrs(func(a slog.Attr) bool {
-		if a.Key == "client" {
-			h.mu.Lock()
-			*h.clients = append(*h.clients, a.Value.String())
-			h.mu.Unlock()
-		}
-		return true
-	})
-	return nil
-}
-func (h logCapture) WithAttrs([]slog.Attr) slog.Handler { return h }
-func (h logCapture) WithGroup(string) slog.Handler      { return h }
-
 func TestAccessLogClientAddress(t *testing.T) {
 	be := newBackend(t, http.HandlerFunc(echoHandler))
-	var mu sync.Mutex
-	var clients []string
-	logger := slog.New(logCapture{&mu, &clients})
 	for _, tc := range []struct {
 		name    string
 		trusted []string
@@ -145,27 +118,17 @@ func TestAccessLogClientAddress(t *testing.T) {
 		{"trusted peer: the forwarded client", []string{"127.0.0.0/8"}, "203.0.113.9"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			extra := map[string]any{"access_log": true}
+			extra := map[string]any{"access_log": true, "access_log_format": "json"}
 			if tc.trusted != nil {
 				extra["trusted_proxies"] = tc.trusted
 			}
-			tp := startProxyWith(t, proxySetup{Backends: []string{hostPort(be.URL)}, Extra: extra, Logger: logger})
-			mu.Lock()
-			clients = nil
-			mu.Unlock()
+			var alog testutil.LogBuffer
+			tp := startProxyWith(t, proxySetup{Backends: []string{hostPort(be.URL)}, Extra: extra, AccessLog: &alog})
 			c := dialProxy(t, tp.Addr)
 			c.do("GET", "GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 203.0.113.9\r\n\r\n")
-			// The access line is written right after the response: the
-			// client may read the response first.
-			waitFor(t, 2*time.Second, "the access log line", func() bool {
-				mu.Lock()
-				defer mu.Unlock()
-				return len(clients) > 0
-			})
-			mu.Lock()
-			defer mu.Unlock()
-			if len(clients) != 1 || clients[0] != tc.want {
-				t.Errorf("access log clients %q, want [%s]", clients, tc.want)
+			lines := waitAccessLines(t, &alog, 1)
+			if got := jsonLine(t, lines[0])["client"]; len(lines) != 1 || got != tc.want {
+				t.Errorf("access log client %q in %q, want %s", got, lines, tc.want)
 			}
 		})
 	}

@@ -48,7 +48,9 @@ type proxySetup struct {
 	Backends []string // host:port
 	Extra    map[string]any
 	Logger   *slog.Logger
-	Tracer   *tracing.Tracer // nil = tracing off
+	// AccessLog receives access log lines; nil discards them.
+	AccessLog io.Writer
+	Tracer    *tracing.Tracer // nil = tracing off
 }
 
 // startProxy builds the configuration through config.Parse (so defaults are
@@ -103,8 +105,14 @@ func startProxyWith(tb testing.TB, s proxySetup) *testProxy {
 	p := pool.New(&cfg.Pools[0], cfg.Pools[0].IdleTimeout, pool.Options{Metrics: m, Logger: logger})
 	ctx, cancel := context.WithCancel(context.Background())
 	p.Start(ctx)
-	set := &proxy.Settings{Limits: sc.Limits, TrustedProxies: sc.TrustedProxies, AccessLog: cfg.AccessLog, RateLimit: sc.RateLimit, Tracer: s.Tracer}
-	srv := proxy.New(set, proxy.SinglePool("default", proxy.NewUpstream("default", p), m), proxy.Options{Metrics: m, Logger: logger})
+	alog := s.AccessLog
+	if alog == nil {
+		alog = io.Discard
+	}
+	set := proxy.SettingsOf(cfg, sc)
+	set.Tracer = s.Tracer
+	srv := proxy.New(set, proxy.SinglePool("default", proxy.NewUpstream("default", p), m),
+		proxy.Options{Metrics: m, Logger: logger, AccessLog: alog})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)

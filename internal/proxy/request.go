@@ -23,9 +23,8 @@ type reqInfo struct {
 	cl         int64
 	expect     bool
 	accessLog  bool       // access_log as the request started (a reload meanwhile does not change it)
-	path       string     // only with access_log
-	host       string     // only with access_log
 	client     netip.Addr // the client address (resolved behind trusted proxies), for the access log
+	tls        string     // the client connection's TLS version ("TLSv1.3"), "" on plain TCP; for the access log
 	entry      *entry     // the route; nil when none matched
 	up         *Upstream  // the pool the route chose; nil for fulcrum's own answers
 	splitSet   uint64     // FULCRUM_SPLIT value to set, 0 for none
@@ -63,11 +62,8 @@ func (c *clientConn) handle(set *Settings) (keep bool) {
 	} else {
 		c.tr.span = nil
 	}
-	if set.AccessLog {
-		ri.accessLog = true
-		ri.path = string(req.Target)
-		ri.host = string(req.Host)
-	}
+	ri.accessLog = set.AccessLog
+	c.beginAccess(set)
 
 	// Rate limiting happens before anything else touches a backend.
 	if lim := c.srv.limiter.Load(); lim != nil {
@@ -143,6 +139,7 @@ func (c *clientConn) respond(ri *reqInfo, start time.Time, status int, ctype, bo
 		}
 	}
 	b = append(b, '\r', '\n')
+	c.markBody(len(b))
 	if !ri.isHead {
 		b = append(b, body...)
 	}

@@ -130,6 +130,7 @@ func (c *clientConn) relayResponse(set *Settings, snap *pool.Snapshot, mem *pool
 	}
 	uc.R.Discard(resp.HeadLen)
 	c.tc.WriteTimeout = set.Limits.WriteTimeout
+	c.markBody(len(c.out))
 
 	var err error
 	upKeep := !resp.Close

@@ -7,35 +7,58 @@ package proxy
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"fulcrum/internal/accesslog"
 	"fulcrum/internal/config"
 	"fulcrum/internal/metrics"
 	"fulcrum/internal/rawio"
+	"fulcrum/internal/requestid"
 	"fulcrum/internal/tracing"
 )
 
 // Settings are the listener-level settings; they can change on reload.
 type Settings struct {
-	Limits         config.Limits
-	TrustedProxies []netip.Prefix
-	AccessLog      bool
-	RateLimit      *config.RateLimit
+	// Listener is the listener's name, for the access log.
+	Listener        string
+	Limits          config.Limits
+	TrustedProxies  []netip.Prefix
+	AccessLog       bool
+	AccessLogFormat accesslog.Format
+	// RequestID: send X-Request-Id to backends, keeping a client's own only
+	// from TrustedProxies.
+	RequestID bool
+	RateLimit *config.RateLimit
 	// Tracer records a span per request; nil = tracing off, and then the
-	// request path does not touch OpenTelemetry.
+	// request path does not touch OpenTelemetry. SettingsOf leaves it nil:
+	// the engine, which owns the tracing pipeline, sets it.
 	Tracer *tracing.Tracer
+}
+
+// SettingsOf returns the settings of listener lc of cfg.
+func SettingsOf(cfg *config.Config, lc *config.Listener) *Settings {
+	// config accepts only the formats accesslog knows.
+	f, _ := accesslog.ParseFormat(cfg.AccessLogFormat)
+	return &Settings{
+		Listener: lc.Name, Limits: lc.Limits, TrustedProxies: lc.TrustedProxies,
+		AccessLog: cfg.AccessLog, AccessLogFormat: f, RequestID: lc.RequestID, RateLimit: lc.RateLimit,
+	}
 }
 
 // Server serves one listener. Create with New; Serve until Shutdown.
 type Server struct {
-	log     *slog.Logger
-	metrics *metrics.Metrics
+	log       *slog.Logger
+	metrics   *metrics.Metrics
+	accessLog io.Writer
+	ids       *requestid.Generator
 
 	settings atomic.Pointer[Settings]
 	routing  atomic.Pointer[Routing]
@@ -63,6 +86,10 @@ type Server struct {
 type Options struct {
 	Logger  *slog.Logger
 	Metrics *metrics.Metrics
+	// AccessLog receives the access log lines (with access_log on), each in
+	// one Write call from the request's goroutine, so it must be safe for
+	// concurrent use (an *os.File is). Default os.Stderr.
+	AccessLog io.Writer
 }
 
 // New returns a server for the routes r with settings s.
@@ -70,8 +97,11 @@ func New(s *Settings, r *Routing, opt Options) *Server {
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
-	srv := &Server{log: opt.Logger, metrics: opt.Metrics, conns: map[*clientConn]struct{}{}, perIP: map[netip.Addr]int{},
-		workers: newWorkers()}
+	if opt.AccessLog == nil {
+		opt.AccessLog = os.Stderr
+	}
+	srv := &Server{log: opt.Logger, metrics: opt.Metrics, accessLog: opt.AccessLog, ids: requestid.New(),
+		conns: map[*clientConn]struct{}{}, perIP: map[netip.Addr]int{}, workers: newWorkers()}
 	srv.Update(s, r)
 	srv.bufs.New = func() any { b := make([]byte, readBufSize); return &b }
 	return srv

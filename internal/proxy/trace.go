@@ -16,10 +16,9 @@ import (
 // span is nil when the request is not traced (tracing off): every use on
 // the request path is behind that one nil check.
 type requestTrace struct {
-	span    trace.Span
-	ctx     context.Context // holds span, for injection
-	head    headCarrier
-	retries int
+	span trace.Span
+	ctx  context.Context // holds span, for injection
+	head headCarrier
 }
 
 // startTrace starts the request's span, continuing the client's trace
@@ -29,18 +28,18 @@ func (c *clientConn) startTrace(tr *tracing.Tracer, ri *reqInfo) {
 	if i := bytes.IndexByte(path, '?'); i >= 0 {
 		path = path[:i]
 	}
-	c.tr.retries = 0
 	c.tr.ctx, c.tr.span = tr.Start((*traceCarrier)(&c.req), ri.method, string(path))
 }
 
 // endTrace ends the request's span (called from finish).
 func (c *clientConn) endTrace(mem *pool.Member, ri *reqInfo, status int) {
-	o := tracing.Outcome{Method: ri.method, Status: status, Retries: c.tr.retries}
+	o := tracing.Outcome{Method: ri.method, Status: status}
 	if ri.entry != nil {
 		o.Route = ri.entry.Label
 	}
-	if ri.up != nil {
+	if ri.up != nil { // forwarded: c.call is this request's
 		o.Pool = ri.up.Name
+		o.Retries = c.call.Retries
 	}
 	if mem != nil {
 		o.Backend = mem.Backend.Host
@@ -52,7 +51,6 @@ func (c *clientConn) endTrace(mem *pool.Member, ri *reqInfo, status int) {
 // Retrying records a retry on the span (forward.Observer; set only when
 // the request is traced).
 func (c *clientConn) Retrying(attempt int, mem *pool.Member, kind forward.Kind, _ error) {
-	c.tr.retries++
 	tracing.Retry(c.tr.span, attempt, mem.Backend.Host, kind.String())
 }
 

@@ -39,6 +39,7 @@ func (c *clientConn) tunnel(uc *upstream.Conn, resp *h1.Response, set *Settings)
 		}
 		nc.SetKeepAlive(60*time.Second, 15*time.Second, 4)
 	}
+	c.markBody(len(c.out))
 	if _, err := c.tc.Write(c.out); err != nil {
 		uc.Close()
 		return
@@ -48,16 +49,20 @@ func (c *clientConn) tunnel(uc *upstream.Conn, resp *h1.Response, set *Settings)
 		uc.R.Discard(len(b))
 	}
 	done := make(chan struct{}, 2)
+	var upBytes int64 // client to backend; read only after done
 	go func() {
 		if b := c.br.Buffered(); len(b) > 0 {
-			uc.T.Write(b)
+			n, _ := uc.T.Write(b)
+			upBytes += int64(n)
 			c.br.Discard(len(b))
 		}
-		io.Copy(rawio.Unwrap(uc.T.Conn), c.nc)
+		n, _ := io.Copy(rawio.Unwrap(uc.T.Conn), c.nc)
+		upBytes += n
 		closeWrite(rawio.Unwrap(uc.T.Conn))
 		done <- struct{}{}
 	}()
-	io.Copy(c.nc, rawio.Unwrap(uc.T.Conn))
+	n, _ := io.Copy(c.nc, rawio.Unwrap(uc.T.Conn))
+	c.tc.Written += n // the access log's bytes out
 	closeWrite(c.nc)
 	// Give the other direction a moment to finish, then tear down both.
 	// The other direction sends on done exactly once: wait for it again only
@@ -73,6 +78,7 @@ func (c *clientConn) tunnel(uc *upstream.Conn, resp *h1.Response, set *Settings)
 	if !finished {
 		<-done
 	}
+	c.acc.bodyIn += upBytes
 }
 
 type closeWriter interface{ CloseWrite() error }
