@@ -140,6 +140,13 @@
 //	access_log             false
 //	access_log_format      log_format     "json", "text" or "combined"
 //
+// tracing (OpenTelemetry, top level only; absent = off):
+//
+//	otlp_endpoint          (required)     http:// or https:// base URL of an OTLP/HTTP collector;
+//	                                      spans go to <otlp_endpoint>/v1/traces
+//	sample_ratio           0.01           0-1, for requests without a client trace context
+//	service_name           "fulcrum"      service.name of the spans
+//
 // # Full form
 //
 // A file with a "listeners" list and a "pools" map is the full form: many

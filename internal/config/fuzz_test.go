@@ -35,6 +35,7 @@ const fullJSON = `{
 func FuzzParseJSON(f *testing.F) {
 	f.Add([]byte(seedJSON))
 	f.Add([]byte(fullJSON))
+	f.Add([]byte(`{"backends": ["http://a"], "tracing": {"otlp_endpoint": "http://127.0.0.1:4318/", "sample_ratio": 0.25, "service_name": "x"}}`))
 	f.Add([]byte(`{"backends": ["http://a"], "sticky": {"type": "app_cookie", "cookie_name": "J"}}`))
 	f.Add([]byte(`{"backends": [], "a": {"b": [1, 2.5e300, -0, null, true]}, "a": "dup"}`))
 	f.Add([]byte("{\"backends\": [\"http://a\"]} trailing"))
@@ -53,6 +54,7 @@ func FuzzParseYAML(f *testing.F) {
 	f.Add([]byte(seedYAML))
 	f.Add([]byte(seedJSON))
 	f.Add([]byte(fullJSON))
+	f.Add([]byte(`{"backends": ["http://a"], "tracing": {"otlp_endpoint": "http://127.0.0.1:4318/", "sample_ratio": 0.25, "service_name": "x"}}`))
 	f.Add([]byte("backends:\n  - &b {url: http://a, weight: 2}\n  - {<<: *b, url: http://b}\n"))
 	f.Add([]byte("a: &a [*a]\n"))
 	f.Add([]byte(yamlBomb()))

@@ -74,6 +74,7 @@ func build(root *value, c *checker, baseDir string) *Config {
 	// The access log keeps the look of the other log lines unless told
 	// otherwise: text lines with log_format text, JSON with json.
 	cfg.AccessLogFormat, _ = top.enum("access_log_format", cfg.LogFormat, AccessLogFormats)
+	cfg.Tracing = buildTracing(c, "tracing", top.take("tracing"))
 
 	top.done()
 	return cfg

@@ -25,6 +25,8 @@ type Config struct {
 	AccessLog bool
 	// AccessLogFormat is one of AccessLogFormats; it defaults to LogFormat.
 	AccessLogFormat string
+	// Tracing is the OpenTelemetry tracing block; nil = tracing off.
+	Tracing *Tracing
 	// Listeners in document order; exactly one, "default", in the flat form.
 	Listeners []Listener
 	// Pools in document order; exactly one, "default", in the flat form.

@@ -20,6 +20,7 @@ import (
 	"fulcrum/internal/metrics"
 	"fulcrum/internal/pool"
 	"fulcrum/internal/proxy"
+	"fulcrum/internal/tracing"
 )
 
 // Loader re-reads the configuration (for reload).
@@ -36,6 +37,8 @@ type Options struct {
 	Events *events.Log
 	// AccessLog receives access log lines (see proxy.Options); default os.Stderr.
 	AccessLog io.Writer
+	// Tracing tunes the tracing pipeline (tests shorten its batch timeout).
+	Tracing tracing.Options
 }
 
 // listenConfig turns TCP keep-alive probes off on client connections:
@@ -80,6 +83,9 @@ type Engine struct {
 	// draining counts listeners and pools a reload removed that are still
 	// finishing their requests; Shutdown waits for them.
 	draining sync.WaitGroup
+	// tracing is the running tracing pipeline, nil when tracing is off;
+	// replaced under reloadMu.
+	tracing *tracing.Provider
 }
 
 // New binds every listener of cfg (so a busy port fails start-up before
@@ -93,6 +99,13 @@ func New(cfg *config.Config, opt Options) (*Engine, error) {
 	}
 	e := &Engine{opt: opt, log: opt.Logger, failed: make(chan error, 1)}
 	e.logWarnings(cfg)
+	if cfg.Tracing != nil {
+		p, err := tracing.New(cfg.Tracing, opt.Tracing)
+		if err != nil {
+			return nil, err
+		}
+		e.tracing = p
+	}
 	run := &running{cfg: cfg}
 	for i := range cfg.Listeners {
 		lc := &cfg.Listeners[i]
@@ -101,6 +114,7 @@ func New(cfg *config.Config, opt Options) (*Engine, error) {
 			for _, l := range run.listeners {
 				l.ln.Close()
 			}
+			e.stopTracing(context.Background(), e.tracing)
 			return nil, bindError(cfg, i, err)
 		}
 		run.listeners = append(run.listeners, &listener{listen: lc.Listen, ln: ln})
@@ -118,9 +132,10 @@ func New(cfg *config.Config, opt Options) (*Engine, error) {
 			for _, l := range run.listeners {
 				l.ln.Close()
 			}
+			e.stopTracing(context.Background(), e.tracing)
 			return nil, fmt.Errorf("listeners[%d] (%s): %w", i, lc.Name, err)
 		}
-		l.srv = proxy.New(proxy.SettingsOf(cfg, lc), rt, e.proxyOptions())
+		l.srv = proxy.New(e.settings(cfg, lc), rt, e.proxyOptions())
 	}
 	e.cur.Store(run)
 	return e, nil
@@ -221,6 +236,7 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 		for _, u := range run.pools {
 			u.pool.Stop()
 		}
+		e.stopTracing(ctx, e.tracing)
 		return nil
 	}
 	// Hold off reloads: none may start a listener or pool now.
@@ -246,6 +262,8 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 		case <-time.After(time.Second):
 		}
 	}
+	// Every request has finished (or been cut off): export their spans.
+	e.stopTracing(ctx, e.tracing)
 	e.cancel()
 	return errors.Join(errs...)
 }

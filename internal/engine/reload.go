@@ -65,6 +65,11 @@ func (e *Engine) reload() (string, error) {
 		e.reloadResult(false)
 		return "", err
 	}
+	tp, tpReplaced, err := e.nextTracing(next)
+	if err != nil {
+		e.reloadResult(false)
+		return "", err
+	}
 	byAddr := map[string]*listener{}
 	for _, l := range old.listeners {
 		byAddr[l.listen] = l
@@ -82,6 +87,9 @@ func (e *Engine) reload() (string, error) {
 		if err != nil {
 			for _, b := range bound {
 				b.ln.Close()
+			}
+			if tp != e.tracing {
+				e.stopTracing(context.Background(), tp)
 			}
 			e.reloadResult(false)
 			return "", bindError(next, i, err)
@@ -115,6 +123,8 @@ func (e *Engine) reload() (string, error) {
 	for _, u := range added {
 		u.pool.Start(e.ctx)
 	}
+	oldTP := e.tracing
+	e.tracing = tp
 	for i, l := range run.listeners {
 		lc := &next.Listeners[i]
 		rt, err := proxy.NewRouting(lc.Name, lc.Routes, ups, e.opt.Metrics)
@@ -124,13 +134,18 @@ func (e *Engine) reload() (string, error) {
 			panic(fmt.Sprintf("engine: routes of listener %s: %v", lc.Name, err))
 		}
 		if l.srv == nil {
-			l.srv = proxy.New(proxy.SettingsOf(next, lc), rt, e.proxyOptions())
+			l.srv = proxy.New(e.settings(next, lc), rt, e.proxyOptions())
 			e.serve(l)
 		} else {
-			l.srv.Update(proxy.SettingsOf(next, lc), rt)
+			l.srv.Update(e.settings(next, lc), rt)
 		}
 	}
 	e.cur.Store(run)
+	if tpReplaced {
+		// Requests that started under the old pipeline end their spans in
+		// it; it flushes them when it shuts down.
+		e.retireTracing(oldTP)
+	}
 	e.forgetRoutes(old.cfg, next)
 	// What is no longer configured drains in the background.
 	var gone []*listener

@@ -42,6 +42,37 @@ const (
 	Stale
 )
 
+// String names the kind (the error.type of a span's retry event).
+func (k Kind) String() string {
+	switch k {
+	case None:
+		return "none"
+	case Connect:
+		return "connect"
+	case Timeout:
+		return "timeout"
+	case Reset:
+		return "reset"
+	case BadResponse:
+		return "bad_response"
+	case Client:
+		return "client"
+	case TooLarge:
+		return "too_large"
+	case Stale:
+		return "stale"
+	}
+	return "unknown"
+}
+
+// Observer is told what Run does, for tracing. Its methods run on the
+// request's goroutine and must not block.
+type Observer interface {
+	// Retrying: attempt (1 for the first) failed on mem with kind and err,
+	// and Run is about to try again on another backend.
+	Retrying(attempt int, mem *pool.Member, kind Kind, err error)
+}
+
 // Result is what one attempt did.
 type Result struct {
 	Kind   Kind
@@ -92,6 +123,8 @@ type Call struct {
 	Retries int
 	// Metrics counts retries; nil without metrics.
 	Metrics *metrics.Metrics
+	// Observer hears of retries; nil when nothing listens (tracing off).
+	Observer Observer
 }
 
 // Begin prepares c for a request to p. The caller then sets Pick's hash,
@@ -185,6 +218,9 @@ func (c *Call) Run(w Wire, start time.Time) (keep bool) {
 				c.Metrics.RetryBudgetExhausted()
 			}
 			break
+		}
+		if c.Observer != nil {
+			c.Observer.Retrying(attempt+1, mem, res.Kind, res.Err)
 		}
 		tried = mem.Backend
 		if attempt < len(triedList) {

@@ -263,6 +263,46 @@ func TestDisabledNeverServes(t *testing.T) {
 	}
 }
 
+// retryLog is an Observer that records each retry it hears of.
+type retryLog []string
+
+func (l *retryLog) Retrying(attempt int, mem *pool.Member, kind Kind, err error) {
+	*l = append(*l, string(rune('0'+attempt))+" "+mem.Backend.Host+" "+kind.String()+" "+err.Error())
+}
+
+func TestObserverHearsEachRetry(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		fails []Kind
+		want  int
+		kinds []string
+	}{
+		{"first attempt answers", nil, 0, nil},
+		{"one retry", []Kind{Reset}, 1, []string{"reset"}},
+		{"connect then timeout", []Kind{Connect, Timeout}, 2, []string{"connect", "timeout"}},
+		{"retries used up", []Kind{Reset, Reset, Reset}, 2, []string{"reset", "reset"}},
+		{"a stale repeat is no retry", []Kind{Stale}, 0, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var log retryLog
+			w := &script{fails: tc.fails}
+			run(t, testPool(t, 3, nil), w, func(c *Call) {
+				c.Replayable, c.Idempotent = true, true
+				c.Observer = &log
+			})
+			if len(log) != tc.want {
+				t.Fatalf("observer heard %d retries %q, want %d", len(log), log, tc.want)
+			}
+			for i, line := range log {
+				want := string(rune('1'+i)) + " " + w.hosts[i] + " " + tc.kinds[i] + " scripted"
+				if line != want {
+					t.Errorf("retry %d: %q, want %q", i, line, want)
+				}
+			}
+		})
+	}
+}
+
 func TestRetriesCounted(t *testing.T) {
 	for _, tc := range []struct {
 		name    string

@@ -200,6 +200,7 @@ pools:
   p: {backends: ["http://10.0.0.1:80"], sticky: {type: cookie}, health_check: {type: http}}
 listeners:
   - {name: l, listen_addr: "127.0.0.1:8080", rate_limit: {requests_per_second: 10}, routes: [{pool: p}]}
+tracing: {otlp_endpoint: "http://127.0.0.1:4318"}
 `)
 	baseModel := FromConfig(base, testSalt)
 	skip := map[string]bool{
@@ -218,6 +219,8 @@ listeners:
 		cfg.Pools = slices.Clone(base.Pools)
 		st, rl := *base.Pools[0].Sticky, *base.Listeners[0].RateLimit
 		cfg.Pools[0].Sticky, cfg.Listeners[0].RateLimit = &st, &rl
+		tr := *base.Tracing
+		cfg.Tracing = &tr
 		mutate(&cfg)
 		if reflect.DeepEqual(FromConfig(&cfg, testSalt), baseModel) {
 			t.Errorf("changing %s does not change the model", path)

@@ -18,13 +18,21 @@ import (
 // missing here.
 
 func globalSettings(cfg *config.Config, salt string) map[string]string {
-	return map[string]string{
+	s := map[string]string{
 		"log_level":         strings.ToLower(cfg.LogLevel.String()),
 		"access_log":        strconv.FormatBool(cfg.AccessLog),
 		"access_log_format": cfg.AccessLogFormat,
 		"shutdown_timeout":  cfg.ShutdownTimeout.String(),
 		"admin_token":       fingerprint(salt, cfg.AdminToken),
+		"tracing":           "off",
 	}
+	if t := cfg.Tracing; t != nil {
+		s["tracing"] = "on"
+		s["tracing.otlp_endpoint"] = t.OTLPEndpoint
+		s["tracing.sample_ratio"] = strconv.FormatFloat(t.SampleRatio, 'g', -1, 64)
+		s["tracing.service_name"] = t.ServiceName
+	}
+	return s
 }
 
 func listenerSettings(l *config.Listener) map[string]string {

@@ -84,6 +84,7 @@ type scratch struct {
 	fw        forwarding // the request being forwarded (Attempt, Refuse, Fail)
 	ri        reqInfo    // the request being handled; here so that pointers to it do not escape
 	acc       accessState
+	tr        requestTrace
 	out       []byte // outbound head buffer, reused
 	out2      []byte // a second head buffer (a redirect's Location)
 	opsBuf    []byte // spare head buffer for header modifiers (applyOps)
@@ -126,6 +127,7 @@ func (c *clientConn) putScratch() {
 	s.fw = forwarding{}
 	s.ri = reqInfo{} // drop its pointers to routes and pools a reload may retire
 	s.acc.release()
+	s.tr = requestTrace{}
 	s.out = s.out[:0]
 	if cap(s.body) > maxPooledBody {
 		s.body = nil

@@ -31,6 +31,9 @@ func (c *clientConn) forward(set *Settings, u *Upstream, ri *reqInfo, start time
 	req := &c.req
 	call := &c.call
 	call.Begin(u.Pool, c.srv.metrics)
+	if c.tr.span != nil {
+		call.Observer = c
+	}
 	snap := call.Snap
 	cfg := snap.Cfg
 	clientIP := ri.client
@@ -349,6 +352,9 @@ func (s *Server) finish(c *clientConn, mem *pool.Member, ri reqInfo, status int,
 			rt = ri.entry.metric
 		}
 		mb.ObserveRequest(rt, ri.method, status, d)
+	}
+	if c.tr.span != nil {
+		c.endTrace(mem, &ri, status)
 	}
 	if ri.accessLog {
 		s.writeAccess(c, mem, &ri, status, start, d)

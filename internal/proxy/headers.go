@@ -155,10 +155,12 @@ version:
 	var ct connTokens
 	ct.collect(req.Headers)
 	trusted := c.peerTrusted(set)
+	traced := c.tr.span != nil
 	for i := range req.Headers {
 		h := &req.Headers[i]
 		if isHopOrRewritten(h.Name) || ((ct.n > 0 || ct.more) && ct.hasIn(req.Headers, h.Name)) ||
-			(!trusted && isClientIdentity(h.Name)) || (set.RequestID && isRequestID(h.Name)) {
+			(!trusted && isClientIdentity(h.Name)) || (set.RequestID && isRequestID(h.Name)) ||
+			(traced && isTraceField(h.Name)) {
 			continue
 		}
 		dst = append(dst, h.Name...)
@@ -192,6 +194,9 @@ version:
 	}
 	dst = append(dst, '\r', '\n')
 	dst = c.appendRequestID(dst)
+	if traced {
+		dst = c.appendTraceContext(dst)
+	}
 	if req.Upgrade {
 		if up := h1.Get(req.Headers, "Upgrade"); up != nil {
 			dst = append(dst, "Connection: Upgrade\r\nUpgrade: "...)

@@ -23,6 +23,7 @@ import (
 	"fulcrum/internal/pool"
 	"fulcrum/internal/proxy"
 	"fulcrum/internal/testutil"
+	"fulcrum/internal/tracing"
 )
 
 // TestMain fails the package when a goroutine running fulcrum code (the
@@ -49,6 +50,7 @@ type proxySetup struct {
 	Logger   *slog.Logger
 	// AccessLog receives access log lines; nil discards them.
 	AccessLog io.Writer
+	Tracer    *tracing.Tracer // nil = tracing off
 }
 
 // startProxy builds the configuration through config.Parse (so defaults are
@@ -107,7 +109,9 @@ func startProxyWith(tb testing.TB, s proxySetup) *testProxy {
 	if alog == nil {
 		alog = io.Discard
 	}
-	srv := proxy.New(proxy.SettingsOf(cfg, sc), proxy.SinglePool("default", proxy.NewUpstream("default", p), m),
+	set := proxy.SettingsOf(cfg, sc)
+	set.Tracer = s.Tracer
+	srv := proxy.New(set, proxy.SinglePool("default", proxy.NewUpstream("default", p), m),
 		proxy.Options{Metrics: m, Logger: logger, AccessLog: alog})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

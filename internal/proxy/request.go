@@ -57,6 +57,11 @@ func (c *clientConn) handle(set *Settings) (keep bool) {
 	if len(set.TrustedProxies) > 0 && c.peerTrusted(set) {
 		ri.https = h1.EqualFold(h1.Get(req.Headers, "X-Forwarded-Proto"), "https")
 	}
+	if tr := set.Tracer; tr != nil {
+		c.startTrace(tr, ri)
+	} else {
+		c.tr.span = nil
+	}
 	ri.accessLog = set.AccessLog
 	c.beginAccess(set)
 

@@ -22,6 +22,7 @@ import (
 	"fulcrum/internal/metrics"
 	"fulcrum/internal/rawio"
 	"fulcrum/internal/requestid"
+	"fulcrum/internal/tracing"
 )
 
 // Settings are the listener-level settings; they can change on reload.
@@ -36,6 +37,10 @@ type Settings struct {
 	// from TrustedProxies.
 	RequestID bool
 	RateLimit *config.RateLimit
+	// Tracer records a span per request; nil = tracing off, and then the
+	// request path does not touch OpenTelemetry. SettingsOf leaves it nil:
+	// the engine, which owns the tracing pipeline, sets it.
+	Tracer *tracing.Tracer
 }
 
 // SettingsOf returns the settings of listener lc of cfg.
