@@ -23,6 +23,7 @@ import (
 	"fulcrum/internal/health"
 	"fulcrum/internal/metrics"
 	"fulcrum/internal/upstream"
+	"fulcrum/internal/window"
 )
 
 // Member is one backend with everything the request path needs for it.
@@ -33,6 +34,9 @@ type Member struct {
 	Metrics *metrics.Backend // set when the Member is built, never changed
 	target  *health.Target
 	cfg     config.Backend
+
+	// Window is the backend's last minute of traffic, kept like State.
+	Window *window.Ring
 }
 
 // Snapshot is an immutable view of the pool. Members is indexed by
@@ -200,9 +204,9 @@ func (p *Pool) applyLocked(cfg *config.Pool, idleTimeout time.Duration) {
 				if renamed && p.opt.Metrics != nil {
 					mb = p.opt.Metrics.Backend(cfg.Name, bc.Host)
 				}
-				m = &Member{State: m.State, Metrics: mb, target: m.target}
+				m = &Member{State: m.State, Metrics: mb, target: m.target, Window: m.Window}
 			} else {
-				m = &Member{State: backend.NewState(now)}
+				m = &Member{State: backend.NewState(now), Window: window.New(now)}
 				if p.cfg == nil {
 					// Backends present at start-up serve at full weight at
 					// once; slow start is for backends that come up or are

@@ -5,6 +5,7 @@ import (
 
 	"fulcrum/internal/health"
 	"fulcrum/internal/metrics"
+	"fulcrum/internal/window"
 )
 
 // Status is one backend's state for the admin API.
@@ -21,6 +22,9 @@ type Status struct {
 	LastCheck *Check    `json:"last_check,omitempty"`
 	EffWeight int       `json:"effective_weight"`
 	Since     time.Time `json:"-"`
+
+	// LastMinute is the backend's traffic over the last minute.
+	LastMinute window.Stats `json:"last_minute"`
 }
 
 // Check is the result of the last active health check.
@@ -41,6 +45,7 @@ func (p *Pool) Statuses() []Status {
 			Up: m.State.Usable(now), Active: m.State.Inflight(),
 			Requests: m.State.Requests(), Failures: m.State.Failures(),
 			Healthy: m.State.Healthy(), Ejected: m.State.Ejected(now),
+			LastMinute: m.Window.Stats(now),
 		}
 		if at, ok, msg := m.State.LastCheck(); !at.IsZero() {
 			st.LastCheck = &Check{OK: ok, At: at.UTC(), Info: msg}

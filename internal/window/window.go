@@ -16,7 +16,9 @@
 package window
 
 import (
+	"math"
 	"math/bits"
+	"strconv"
 	"sync/atomic"
 	"time"
 )
@@ -201,4 +203,32 @@ func quantile(hist *[Bins]uint64, n uint64, q float64) time.Duration {
 	}
 	lo, _ := binBounds(Bins - 1)
 	return lo
+}
+
+// MarshalJSON writes the admin API's form of s:
+// {"requests", "errors", "rps", "error_rate", "p50_ms", "p99_ms"}, rates
+// and latencies rounded to three decimals.
+func (s Stats) MarshalJSON() ([]byte, error) {
+	b := make([]byte, 0, 112)
+	b = append(b, `{"requests":`...)
+	b = strconv.AppendUint(b, s.Requests, 10)
+	b = append(b, `,"errors":`...)
+	b = strconv.AppendUint(b, s.Errors, 10)
+	b = append(b, `,"rps":`...)
+	b = AppendRounded(b, s.RPS())
+	b = append(b, `,"error_rate":`...)
+	b = AppendRounded(b, s.ErrorRate())
+	b = append(b, `,"p50_ms":`...)
+	b = AppendRounded(b, Millis(s.P50))
+	b = append(b, `,"p99_ms":`...)
+	b = AppendRounded(b, Millis(s.P99))
+	return append(b, '}'), nil
+}
+
+// Millis is d in milliseconds.
+func Millis(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// AppendRounded appends v rounded to three decimals, without trailing zeros.
+func AppendRounded(b []byte, v float64) []byte {
+	return strconv.AppendFloat(b, math.Round(v*1000)/1000, 'f', -1, 64)
 }

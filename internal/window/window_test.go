@@ -1,6 +1,7 @@
 package window
 
 import (
+	"encoding/json"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -231,5 +232,20 @@ func BenchmarkStats(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		r.Stats(time.Now())
+	}
+}
+
+func TestStatsJSON(t *testing.T) {
+	st := Stats{Requests: 120, Errors: 3, Span: 60 * time.Second, P50: 1234567 * time.Nanosecond, P99: 20 * time.Millisecond}
+	b, err := json.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = `{"requests":120,"errors":3,"rps":2,"error_rate":0.025,"p50_ms":1.235,"p99_ms":20}`
+	if string(b) != want {
+		t.Fatalf("got  %s\nwant %s", b, want)
+	}
+	if !json.Valid(b) {
+		t.Fatal("invalid JSON")
 	}
 }
