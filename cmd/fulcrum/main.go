@@ -298,6 +298,7 @@ func serve(cfg *config.Config, loader engine.Loader, stdout, stderr io.Writer, r
 	var adminHTTP *http.Server
 	if adminLn != nil {
 		adminHTTP = &http.Server{Handler: adminSrv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second}
+		adminHTTP.RegisterOnShutdown(adminSrv.CloseStreams) // open dashboards do not hold up shutdown
 		go adminHTTP.Serve(adminLn)
 	}
 	svc := cfg.Pools[0]

@@ -164,7 +164,13 @@ func (r *Ring) Stats(now time.Time) Stats {
 	var hist [Bins]uint64
 	var samples uint64
 	for i := range Slots {
-		st.Requests += live(r.req[i].Load())
+		n := live(r.req[i].Load())
+		if n == 0 {
+			// Record counts the request before its error and latency, so
+			// a slot without a live request count has no live sample.
+			continue
+		}
+		st.Requests += n
 		st.Errors += live(r.errs[i].Load())
 		for k := range Bins {
 			c := live(r.lat[i][k].Load())
