@@ -298,7 +298,6 @@ func serve(cfg *config.Config, loader engine.Loader, stdout, stderr io.Writer, r
 	var adminHTTP *http.Server
 	if adminLn != nil {
 		adminHTTP = &http.Server{Handler: adminSrv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second}
-		adminHTTP.RegisterOnShutdown(adminSrv.CloseStreams) // open dashboards do not hold up shutdown
 		go adminHTTP.Serve(adminLn)
 	}
 	svc := cfg.Pools[0]
@@ -334,6 +333,7 @@ func serve(cfg *config.Config, loader engine.Loader, stdout, stderr io.Writer, r
 			err := eng.Shutdown(sctx)
 			scancel()
 			if adminHTTP != nil {
+				adminSrv.Close() // event streams end; Shutdown would wait for them
 				actx, acancel := context.WithTimeout(context.Background(), time.Second)
 				adminHTTP.Shutdown(actx)
 				acancel()

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -44,20 +45,22 @@ type Server struct {
 	mux   *http.ServeMux
 
 	dash      dashboard     // GET /: the page and its headers
-	closing   chan struct{} // closed by CloseStreams
+	heartbeat time.Duration // of event streams
+	stop      chan struct{} // closed by Close: event streams end
 	closeOnce sync.Once
 }
 
 // New returns the admin handler. token may be empty (no authentication).
 func New(ctl Controller, reg prometheus.Gatherer, token string, log *slog.Logger) *Server {
-	s := &Server{ctl: ctl, log: log, mux: http.NewServeMux(), dash: newDashboard(), closing: make(chan struct{})}
+	s := &Server{ctl: ctl, log: log, mux: http.NewServeMux(), dash: newDashboard(), heartbeat: defaultHeartbeat, stop: make(chan struct{})}
 	s.SetToken(token)
 	s.mux.HandleFunc("GET /{$}", s.dashboard)
-	s.mux.HandleFunc("GET /admin/stream", s.stream)
+	s.mux.HandleFunc("GET /admin/stream", s.dashStream)
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: nil}))
 	s.mux.HandleFunc("POST /admin/reload", s.reload)
 	s.mux.HandleFunc("GET /admin/backends", s.backends)
 	s.mux.HandleFunc("GET /admin/routes", s.routes)
+	s.routeControl() // runtime backend control and events (control.go, events.go)
 	// Profiles, for finding where time goes under load (behind the token).
 	s.mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 	s.mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
@@ -70,9 +73,10 @@ func New(ctl Controller, reg prometheus.Gatherer, token string, log *slog.Logger
 	return s
 }
 
-// CloseStreams ends every GET /admin/stream (register it with
-// http.Server.RegisterOnShutdown: Shutdown does not wait for them then).
-func (s *Server) CloseStreams() { s.closeOnce.Do(func() { close(s.closing) }) }
+// Close ends the event streams and dashboard streams being served (call it
+// before shutting the admin listener down, which otherwise waits for them).
+// The server keeps answering other requests.
+func (s *Server) Close() { s.closeOnce.Do(func() { close(s.stop) }) }
 
 // SetToken changes the bearer token (on reload).
 func (s *Server) SetToken(t string) { s.token.Store(&t) }

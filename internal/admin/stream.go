@@ -2,6 +2,7 @@ package admin
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"hash/fnv"
 	"math"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"fulcrum/internal/config"
+	"fulcrum/internal/events"
 	"fulcrum/internal/pool"
 	"fulcrum/internal/window"
 )
@@ -19,10 +21,12 @@ import (
 // message per period.
 const streamEvery = time.Second
 
-// keepAliveEvery is how long a quiet stream waits before it sends an SSE
-// comment, so that proxies keep the connection and a vanished client is
-// noticed.
-const keepAliveEvery = 15 * time.Second
+// Events per stream message: at most eventsPerMessage new ones, and the
+// snapshotEvents before them in a snapshot.
+const (
+	eventsPerMessage = 100
+	snapshotEvents   = 50
+)
 
 // rowFields names the columns of a backend row in GET /admin/stream, in
 // order (a JSON array). The snapshot carries it, so a client reads rows by
@@ -39,7 +43,7 @@ type streamState struct {
 	buf       bytes.Buffer     // the message being built
 	row       []byte           // scratch for one row
 	idx       []byte           // scratch for a row's indices
-	events    func() []byte    // new events as a JSON array, nil if none (set by the server)
+	log       *events.Log      // the event log, nil without one
 	now       func() time.Time // the clock
 	ctl       Controller       // where the state comes from
 }
@@ -74,9 +78,9 @@ func (st *streamState) next(ls []config.Listener) (event string, data []byte) {
 		st.sig, st.listeners = sig, first
 		st.rows = make([][]byte, len(bs))
 		b.WriteString(`{"time":`)
-		writeJSON(b, now)
+		bufJSON(b, now)
 		b.WriteString(`,"listeners":`)
-		writeJSON(b, viewRoutes(ls))
+		bufJSON(b, viewRoutes(ls))
 		b.WriteString(`,"fields":`)
 		b.WriteString(rowFields)
 		b.WriteString(`,"pools":[`)
@@ -88,7 +92,7 @@ func (st *streamState) next(ls []config.Listener) (event string, data []byte) {
 					b.WriteString(`]},`)
 				}
 				b.WriteString(`{"name":`)
-				writeJSON(b, s.Pool)
+				bufJSON(b, s.Pool)
 				b.WriteString(`,"backends":[`)
 			} else {
 				b.WriteByte(',')
@@ -110,12 +114,12 @@ func (st *streamState) next(ls []config.Listener) (event string, data []byte) {
 			b.WriteString(`]}`)
 		}
 		b.WriteString(`],"events":`)
-		b.Write(st.newEvents())
+		b.Write(st.newEvents(true))
 		b.WriteByte('}')
 		return "snapshot", b.Bytes()
 	}
 	b.WriteString(`{"time":`)
-	writeJSON(b, now)
+	bufJSON(b, now)
 	b.WriteString(`,"rows":[`)
 	n := 0
 	pi, bi := -1, 0
@@ -144,7 +148,7 @@ func (st *streamState) next(ls []config.Listener) (event string, data []byte) {
 		b.Write(st.row[1:])
 	}
 	b.WriteString(`],"events":`)
-	evs := st.newEvents()
+	evs := st.newEvents(false)
 	b.Write(evs)
 	b.WriteByte('}')
 	if n == 0 && len(evs) <= 2 {
@@ -153,18 +157,30 @@ func (st *streamState) next(ls []config.Listener) (event string, data []byte) {
 	return "update", b.Bytes()
 }
 
-func (st *streamState) newEvents() []byte {
-	if st.events != nil {
-		if evs := st.events(); evs != nil {
-			return evs
-		}
+// newEvents returns, as a JSON array, the events after the last one sent
+// (at most eventsPerMessage; the rest follow in the next messages). A
+// snapshot also carries up to snapshotEvents earlier ones, so that a page
+// starts with some history.
+func (st *streamState) newEvents(snapshot bool) []byte {
+	if st.log == nil {
+		return []byte("[]")
 	}
-	return []byte("[]")
+	if snapshot {
+		last := st.log.LastID()
+		st.lastEvent = last - min(last, snapshotEvents)
+	}
+	evs := st.log.Since(st.lastEvent, eventsPerMessage)
+	if len(evs) == 0 {
+		return []byte("[]")
+	}
+	st.lastEvent = evs[len(evs)-1].ID
+	b, _ := json.Marshal(evs) // an Event always encodes
+	return b
 }
 
-// writeJSON encodes v without a trailing newline. Its values (strings,
+// bufJSON encodes v into b without a trailing newline. Its values (strings,
 // times, the route views) always encode.
-func writeJSON(b *bytes.Buffer, v any) {
+func bufJSON(b *bytes.Buffer, v any) {
 	enc, _ := json.Marshal(v)
 	b.Write(enc)
 }
@@ -202,7 +218,7 @@ func appendRow(b []byte, s *pool.Status) []byte {
 	b = append(b, `["`...)
 	b = append(b, state...)
 	b = append(b, `","`...)
-	b = append(b, adminState(s)...)
+	b = append(b, cmp.Or(s.AdminState, "ready")...)
 	b = append(b, `",`...)
 	b = strconv.AppendInt(b, int64(s.Weight), 10)
 	b = append(b, ',')
@@ -226,19 +242,10 @@ func appendRow(b []byte, s *pool.Status) []byte {
 	return append(b, ']')
 }
 
-// adminState is the backend's admin state (ready, drain or disabled).
-func adminState(s *pool.Status) string { return "ready" }
-
-// downReason says why a backend that is not up is out, "" while it is up.
+// downReason says why a backend is out, "" while it is up.
 func downReason(s *pool.Status) string {
-	switch {
-	case !s.Healthy:
-		if s.LastCheck != nil && s.LastCheck.Info != "" {
-			return "health check failed: " + s.LastCheck.Info
-		}
-		return "health checks failed"
-	case s.Ejected:
-		return "ejected by passive health checks"
+	if s.DownReason != nil {
+		return *s.DownReason
 	}
 	return ""
 }
@@ -269,12 +276,12 @@ func appendJSONString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
-// stream serves GET /admin/stream: Server-Sent Events with a snapshot of
+// dashStream serves GET /admin/stream (the dashboard's feed): Server-Sent Events with a snapshot of
 // the listeners, routes, pools and backends, then at most once per
 // streamEvery an update with the rows that changed and the new events. It
 // ends when the client goes, when the server closes its streams, or when
 // the token it was opened with is no longer the admin token.
-func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
+func (s *Server) dashStream(w http.ResponseWriter, r *http.Request) {
 	fl, ok := w.(http.Flusher)
 	if !ok {
 		http.Error(w, "streaming is not supported by this connection", http.StatusInternalServerError)
@@ -287,7 +294,10 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(http.StatusOK)
 	fl.Flush()
-	st := &streamState{ctl: s.ctl, now: time.Now, events: s.eventsFunc()}
+	st := &streamState{ctl: s.ctl, now: time.Now}
+	if es, ok := s.ctl.(EventSource); ok {
+		st.log = es.Events()
+	}
 	routes := func() []config.Listener {
 		if rs, ok := s.ctl.(RouteSource); ok {
 			return rs.Listeners()
@@ -304,7 +314,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 			}
 			fl.Flush()
 			last = time.Now()
-		} else if time.Since(last) >= keepAliveEvery {
+		} else if time.Since(last) >= s.heartbeat {
 			if _, err := w.Write([]byte(": keep-alive\n\n")); err != nil {
 				return
 			}
@@ -314,7 +324,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-r.Context().Done():
 			return
-		case <-s.closing:
+		case <-s.stop:
 			return
 		case <-tick.C:
 		}
@@ -335,7 +345,3 @@ func writeEvent(w http.ResponseWriter, event string, data []byte) error {
 	_, err := w.Write([]byte("\n\n"))
 	return err
 }
-
-// eventsFunc returns the source of new events for one stream (nil until the
-// Controller keeps an event log).
-func (s *Server) eventsFunc() func() []byte { return nil }

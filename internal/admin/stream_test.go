@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"fulcrum/internal/admin"
+	"fulcrum/internal/events"
 	"fulcrum/internal/pool"
 	"fulcrum/internal/window"
 )
@@ -24,12 +26,15 @@ func (f *fakeCtl) setBackends(bs []pool.Status) {
 	f.backends = bs
 }
 
+func ptr(s string) *string { return &s }
+
 func twoPools() []pool.Status {
 	return []pool.Status{
-		{Pool: "web", URL: "http://127.0.0.1:8081", Weight: 3, Up: true, Healthy: true,
+		{Pool: "web", URL: "http://127.0.0.1:8081", Weight: 3, Up: true, Healthy: true, AdminState: "ready",
 			LastCheck: &pool.Check{OK: true, At: time.Now(), Info: "HTTP 200"}},
-		{Pool: "web", URL: "http://127.0.0.1:8082", Weight: 1, Up: true, Healthy: true},
-		{Pool: "api", URL: "https://10.0.0.1:9000/", Weight: 1, Up: false, Ejected: true, Healthy: true},
+		{Pool: "web", URL: "http://127.0.0.1:8082", Weight: 1, Up: true, Healthy: true, AdminState: "ready"},
+		{Pool: "api", URL: "https://10.0.0.1:9000/", Weight: 1, Up: false, Ejected: true, Healthy: true, AdminState: "disabled",
+			DownReason: ptr("ejected after 3 failed requests")},
 	}
 }
 
@@ -96,9 +101,9 @@ type sseEvent struct {
 	data  map[string]any
 }
 
-// openStream opens GET /admin/stream and returns a channel of its messages,
+// openDashStream opens GET /admin/stream and returns a channel of its messages,
 // closed when the stream ends, and a function that ends the request.
-func openStream(t *testing.T, url, auth string) (*http.Response, <-chan sseEvent, context.CancelFunc) {
+func openDashStream(t *testing.T, url, auth string) (*http.Response, <-chan sseEvent, context.CancelFunc) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	req, _ := http.NewRequestWithContext(ctx, "GET", url+"/admin/stream", nil)
@@ -137,7 +142,7 @@ func openStream(t *testing.T, url, auth string) (*http.Response, <-chan sseEvent
 	return resp, ch, cancel
 }
 
-func next(t *testing.T, ch <-chan sseEvent, within time.Duration) (sseEvent, bool) {
+func nextMsg(t *testing.T, ch <-chan sseEvent, within time.Duration) (sseEvent, bool) {
 	t.Helper()
 	select {
 	case ev, ok := <-ch:
@@ -160,12 +165,12 @@ func TestStreamNeedsToken(t *testing.T) {
 	if resp, _ := do(t, ts, "GET", "/admin/stream?token=s3cret", ""); resp.StatusCode != 401 {
 		t.Errorf("?token=: %d, want 401", resp.StatusCode)
 	}
-	resp, ch, cancel := openStream(t, ts.URL, "Bearer s3cret")
+	resp, ch, cancel := openDashStream(t, ts.URL, "Bearer s3cret")
 	defer cancel()
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
 		t.Fatalf("%d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
-	if ev, _ := next(t, ch, 5*time.Second); ev.event != "snapshot" {
+	if ev, _ := nextMsg(t, ch, 5*time.Second); ev.event != "snapshot" {
 		t.Fatalf("first message %q, want snapshot", ev.event)
 	}
 }
@@ -174,9 +179,9 @@ func TestStreamSnapshotThenChanges(t *testing.T) {
 	t.Parallel()
 	ctl := &fakeCtl{backends: twoPools()}
 	_, ts := setup(t, ctl, "")
-	_, ch, cancel := openStream(t, ts.URL, "")
+	_, ch, cancel := openDashStream(t, ts.URL, "")
 	defer cancel()
-	ev, _ := next(t, ch, 5*time.Second)
+	ev, _ := nextMsg(t, ch, 5*time.Second)
 	if ev.event != "snapshot" {
 		t.Fatalf("first message %q", ev.event)
 	}
@@ -184,7 +189,7 @@ func TestStreamSnapshotThenChanges(t *testing.T) {
 	for _, want := range []string{
 		`"fields":["state","admin_state","weight","active","rps","error_rate","p50_ms","p99_ms","down_reason","check"]`,
 		`{"backend":"127.0.0.1:8081","row":["up","ready",3,0,0,0,0,0,"","HTTP 200"]}`,
-		`{"backend":"10.0.0.1:9000","row":["ejected","ready",1,0,0,0,0,0,"ejected by passive health checks",""],"url":"https://10.0.0.1:9000/"}`,
+		`{"backend":"10.0.0.1:9000","row":["ejected","disabled",1,0,0,0,0,0,"ejected after 3 failed requests",""],"url":"https://10.0.0.1:9000/"}`,
 		`"events":[]`,
 	} {
 		if !strings.Contains(string(snap), want) {
@@ -196,21 +201,22 @@ func TestStreamSnapshotThenChanges(t *testing.T) {
 		t.Fatalf("pools %v", pools)
 	}
 
-	// One backend goes down and another gets traffic: the update carries
+	// One backend goes down and is drained, another gets traffic: the update carries
 	// exactly those two rows, by pool and backend index.
 	bs := twoPools()
 	bs[0].LastMinute = window.Stats{Requests: 120, Errors: 6, Span: time.Minute, P50: 2345 * time.Microsecond, P99: 31234 * time.Microsecond}
-	bs[1].Up, bs[1].Healthy = false, false
+	bs[1].Up, bs[1].Healthy, bs[1].AdminState = false, false, "drain"
 	bs[1].LastCheck = &pool.Check{At: time.Now(), Info: "connection refused"}
+	bs[1].DownReason = ptr("3 health checks failed: connection refused")
 	ctl.setBackends(bs)
-	ev, _ = next(t, ch, 5*time.Second)
+	ev, _ = nextMsg(t, ch, 5*time.Second)
 	if ev.event != "update" {
 		t.Fatalf("second message %q", ev.event)
 	}
 	rows, _ := json.Marshal(ev.data["rows"])
 	// 120 requests over the last 60 s, 5% errors; latencies to three digits.
 	const want = `[[0,0,"up","ready",3,0,2,0.05,2.35,31.2,"","HTTP 200"],` +
-		`[0,1,"down","ready",1,0,0,0,0,0,"health check failed: connection refused","connection refused"]]`
+		`[0,1,"down","drain",1,0,0,0,0,0,"3 health checks failed: connection refused","connection refused"]]`
 	if string(rows) != want {
 		t.Fatalf("update rows\n%s, want\n%s", rows, want)
 	}
@@ -222,7 +228,7 @@ func TestStreamSnapshotThenChanges(t *testing.T) {
 	}
 	// A reload that changes the backends: a new snapshot.
 	ctl.setBackends(bs[:2])
-	if ev, _ = next(t, ch, 5*time.Second); ev.event != "snapshot" || len(ev.data["pools"].([]any)) != 1 {
+	if ev, _ = nextMsg(t, ch, 5*time.Second); ev.event != "snapshot" || len(ev.data["pools"].([]any)) != 1 {
 		t.Fatalf("after the structure changed: %q %v", ev.event, ev.data)
 	}
 }
@@ -236,7 +242,7 @@ func TestStreamEnds(t *testing.T) {
 		end  func(s *admin.Server, cancel context.CancelFunc)
 	}{
 		{"client gone", func(s *admin.Server, cancel context.CancelFunc) { cancel() }},
-		{"CloseStreams", func(s *admin.Server, cancel context.CancelFunc) { s.CloseStreams() }},
+		{"Close", func(s *admin.Server, cancel context.CancelFunc) { s.Close() }},
 		{"token rotated", func(s *admin.Server, cancel context.CancelFunc) { s.SetToken("new") }},
 	}
 	for _, c := range cases {
@@ -251,9 +257,9 @@ func TestStreamEnds(t *testing.T) {
 				}
 			}))
 			t.Cleanup(ts.Close)
-			_, ch, cancel := openStream(t, ts.URL, "Bearer old")
+			_, ch, cancel := openDashStream(t, ts.URL, "Bearer old")
 			defer cancel()
-			next(t, ch, 5*time.Second)
+			nextMsg(t, ch, 5*time.Second)
 			c.end(s, cancel)
 			select {
 			case <-handled:
@@ -263,5 +269,46 @@ func TestStreamEnds(t *testing.T) {
 			for range ch { // the client sees the end too
 			}
 		})
+	}
+}
+
+// TestStreamEvents: a snapshot carries the last 50 events, an update the
+// new ones (at most 100 per message, the rest in the next).
+func TestStreamEvents(t *testing.T) {
+	t.Parallel()
+	ctl := newEventCtl(70)
+	ctl.backends = twoPools()
+	ts := httptest.NewServer(admin.New(ctl, nil, "", quiet))
+	t.Cleanup(ts.Close)
+	_, ch, cancel := openDashStream(t, ts.URL, "")
+	defer cancel()
+	ids := func(ev sseEvent) (first, last float64, n int) {
+		evs := ev.data["events"].([]any)
+		if len(evs) == 0 {
+			return 0, 0, 0
+		}
+		return evs[0].(map[string]any)["id"].(float64), evs[len(evs)-1].(map[string]any)["id"].(float64), len(evs)
+	}
+	ev, _ := nextMsg(t, ch, 5*time.Second)
+	if first, last, n := ids(ev); ev.event != "snapshot" || first != 21 || last != 70 || n != 50 {
+		t.Fatalf("snapshot %q carries events %v..%v (%d), want 21..70", ev.event, first, last, n)
+	}
+	for i := range 130 {
+		ctl.log.Add(events.KindDown, "web", "127.0.0.1:8082", fmt.Sprint("down ", i))
+	}
+	ev, _ = nextMsg(t, ch, 5*time.Second)
+	if first, last, n := ids(ev); ev.event != "update" || first != 71 || last != 170 || n != 100 {
+		t.Fatalf("update %q carries events %v..%v (%d), want 71..170", ev.event, first, last, n)
+	}
+	if rows := ev.data["rows"].([]any); len(rows) != 0 {
+		t.Fatalf("rows %v, want none (no backend changed)", rows)
+	}
+	ev, _ = nextMsg(t, ch, 5*time.Second)
+	if first, last, _ := ids(ev); first != 171 || last != 200 {
+		t.Fatalf("next update carries events %v..%v, want 171..200", first, last)
+	}
+	e := ev.data["events"].([]any)[0].(map[string]any)
+	if e["kind"] != "down" || e["pool"] != "web" || e["backend"] != "127.0.0.1:8082" || e["message"] != "down 100" || e["time"] == "" {
+		t.Fatalf("event %v", e)
 	}
 }

@@ -83,6 +83,13 @@ type State struct {
 	lastCheckMsg atomic.Pointer[string]
 
 	observer atomic.Pointer[observerRef]
+
+	// Runtime control and the reason the backend is out (see admin.go).
+	admin       atomic.Int32 // an AdminState
+	weight      atomic.Int64 // runtime weight (0 = none) ...
+	weightBase  atomic.Int64 // ... set while the file said this weight
+	downDetail  atomic.Pointer[string]
+	ejectReason atomic.Pointer[string]
 }
 
 // NewState returns the state of a backend that has not been checked yet; it

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"fulcrum/internal/config"
+	"fulcrum/internal/events"
 	"fulcrum/internal/metrics"
 	"fulcrum/internal/pool"
 	"fulcrum/internal/proxy"
@@ -29,6 +30,9 @@ type Options struct {
 	Metrics  *metrics.Metrics
 	Loader   Loader
 	LevelVar *slog.LevelVar
+	// Events receives backend transitions, admin actions and reloads; nil
+	// means a log of events.Capacity events of the engine's own.
+	Events *events.Log
 }
 
 // listenConfig turns TCP keep-alive probes off on client connections:
@@ -81,6 +85,9 @@ func New(cfg *config.Config, opt Options) (*Engine, error) {
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
+	if opt.Events == nil {
+		opt.Events = events.New(events.Capacity, nil)
+	}
 	e := &Engine{opt: opt, log: opt.Logger, failed: make(chan error, 1)}
 	e.logWarnings(cfg)
 	run := &running{cfg: cfg}
@@ -126,7 +133,7 @@ func bindError(cfg *config.Config, i int, err error) error {
 }
 
 func (e *Engine) newUpstream(pc *config.Pool) *upstream {
-	p := pool.New(pc, pc.IdleTimeout, pool.Options{Logger: e.opt.Logger, Metrics: e.opt.Metrics})
+	p := pool.New(pc, pc.IdleTimeout, pool.Options{Logger: e.opt.Logger, Metrics: e.opt.Metrics, Events: e.opt.Events})
 	return &upstream{pool: p, up: proxy.NewUpstream(pc.Name, p)}
 }
 

@@ -146,23 +146,7 @@ func (h *harness) seq(n int) string {
 // reloads reads fulcrum_reloads_total{result}.
 func (h *harness) reloads(result string) float64 {
 	h.t.Helper()
-	mfs, err := h.reg.Gather()
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "fulcrum_reloads_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "result" && l.GetValue() == result {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return 0
+	return testutil.Counter(h.t, h.reg, "fulcrum_reloads_total", "result", result)
 }
 
 func TestReloadAppliesStrategyAndBackends(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"fulcrum/internal/config"
+	"fulcrum/internal/events"
 	"fulcrum/internal/proxy"
 	"fulcrum/internal/route"
 )
@@ -24,7 +25,22 @@ import (
 // configured stops accepting and drains its connections within
 // shutdown_timeout; a pool no longer configured gets no new requests and is
 // stopped once the removed listeners have drained.
+//
+// Each reload is recorded as an event: its summary, or the errors.
 func (e *Engine) Reload(ctx context.Context) (string, error) {
+	summary, err := e.reload()
+	// One line: a multi-line summary (warnings) or error list is joined.
+	if err != nil {
+		e.opt.Events.Add(events.KindReload, "", "", "rejected; running configuration unchanged: "+oneLine(err.Error()))
+	} else {
+		e.opt.Events.Add(events.KindReload, "", "", oneLine(summary))
+	}
+	return summary, err
+}
+
+func oneLine(s string) string { return strings.ReplaceAll(strings.TrimSpace(s), "\n", "; ") }
+
+func (e *Engine) reload() (string, error) {
 	e.reloadMu.Lock()
 	defer e.reloadMu.Unlock()
 	if e.opt.Loader == nil {

@@ -60,7 +60,10 @@ func (c *Call) acquireOther(limit int64, skip *backend.Backend) *pool.Member {
 	}
 	now := time.Now()
 	for _, m := range snap.Members {
-		if m.Backend != skip && (snap.Panic || m.State.Usable(now)) && m.State.TryAcquire(limit) {
+		// Panic mode spreads traffic over backends that are down, never
+		// over drained or disabled ones.
+		if m.Backend != skip && (m.State.Serving(now) || snap.Panic && m.State.Admin() == backend.AdminReady) &&
+			m.State.TryAcquire(limit) {
 			return m
 		}
 	}

@@ -4,9 +4,11 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"slices"
 	"testing"
 	"time"
 
+	"fulcrum/internal/backend"
 	"fulcrum/internal/config"
 	"fulcrum/internal/pool"
 )
@@ -223,5 +225,40 @@ func TestQueueTimesOut(t *testing.T) {
 	run(t, p, w, nil)
 	if w.refused != "busy" || time.Since(t0) < 20*time.Millisecond {
 		t.Fatalf("refused %q after %v; want busy after the queue timeout", w.refused, time.Since(t0))
+	}
+}
+
+// TestDisabledNeverServes: a drained or disabled backend gets no attempt,
+// neither from the strategy, nor as a retry, nor from the fallback scan
+// that runs when the strategy's choices are at max_connections.
+func TestDisabledNeverServes(t *testing.T) {
+	for _, st := range []backend.AdminState{backend.AdminDrain, backend.AdminDisabled} {
+		t.Run(st.String(), func(t *testing.T) {
+			p := testPool(t, 3, nil)
+			off := p.Snapshot().Members[0].Backend.Host
+			if _, err := p.SetAdminState(off, st); err != nil {
+				t.Fatal(err)
+			}
+			for i := range 30 {
+				w := &script{fails: []Kind{Reset, Connect}}
+				run(t, p, w, nil)
+				if slices.Contains(w.hosts, off) {
+					t.Fatalf("request %d: attempts %v include the %s backend %s", i, w.hosts, st, off)
+				}
+			}
+			// The other two hold their one slot: the fallback scan must
+			// refuse rather than take the backend that is out.
+			p = testPool(t, 3, func(c *config.Pool) { c.MaxConnections = 1 })
+			if _, err := p.SetAdminState(off, st); err != nil {
+				t.Fatal(err)
+			}
+			hold := &script{hold: true}
+			run(t, p, hold, nil)
+			run(t, p, hold, nil)
+			w := &script{}
+			if run(t, p, w, nil); w.refused != "busy" || len(w.hosts) != 0 {
+				t.Fatalf("refused %q, attempts %v; want busy with none (the %s backend must not serve)", w.refused, w.hosts, st)
+			}
+		})
 	}
 }

@@ -61,7 +61,23 @@ type Reporter interface {
 	//     readmits an ejected backend that is healthy.
 	// Ejections themselves are not reported here: Passive.Observe returns
 	// true to its caller instead. Must not block for long.
-	Transition(t *Target, up bool, reason string)
+	Transition(t *Target, c Change)
+}
+
+// Change describes one Transition.
+type Change struct {
+	// Up is the new verdict: true when the backend became usable.
+	Up bool
+	// Returned is set (with Up) when the change ends a passive ejection:
+	// the first check passing after the back-off readmitted the backend.
+	Returned bool
+	// Reason is the log line's reason, e.g. "3 consecutive failed checks:
+	// GET /health returned 503" or "2 consecutive passed checks: HTTP 200".
+	Reason string
+	// Detail is the failing check's detail when Up is false (also stored
+	// with State.SetDownDetail): "GET /health returned 503", "connect:
+	// connection refused", "timeout after 2s", "TLS error: ...".
+	Detail string
 }
 
 // Options are the Checker's collaborators. The zero value works.
@@ -364,8 +380,10 @@ func (r *runner) check(ctx context.Context, s *settings) bool {
 		return false
 	}
 	ok := err == nil
+	detail := ""
 	if !ok {
 		msg = err.Error()
+		detail = describe(s, err)
 	}
 	now := r.c.clock.Now()
 	st := t.State
@@ -374,6 +392,11 @@ func (r *runner) check(ctx context.Context, s *settings) bool {
 
 	changed := r.rf.observe(ok, s.rise, s.fall)
 	up := r.rf.up
+	if !ok && !up {
+		// Before SetHealthy, so that a reader seeing the backend down
+		// sees why; kept current while it stays down.
+		st.SetDownDetail(detail)
+	}
 	if changed {
 		st.SetHealthy(up, now)
 	}
@@ -386,16 +409,16 @@ func (r *runner) check(ctx context.Context, s *settings) bool {
 	log := r.c.log
 	switch {
 	case changed && !up:
-		reason := pluralChecks(s.fall, "failed") + ": " + msg
+		reason := pluralChecks(s.fall, "failed") + ": " + detail
 		log.Warn("backend down", "backend", t.Host, "reason", reason)
-		r.c.rep.Transition(t, false, reason)
+		r.c.rep.Transition(t, Change{Reason: reason, Detail: detail})
 	case up && (changed || readmitted) && !st.Ejected(now):
 		reason := pluralChecks(s.rise, "passed") + ": " + msg
 		if readmitted {
 			reason = "ejection ended and active check passed: " + msg
 		}
 		log.Info("backend up", "backend", t.Host, "reason", reason)
-		r.c.rep.Transition(t, true, reason)
+		r.c.rep.Transition(t, Change{Up: true, Returned: readmitted, Reason: reason})
 	case changed: // up, but still ejected: the readmission reports it
 		log.Info("backend passes active checks but is still ejected", "backend", t.Host,
 			"until", st.EjectedUntil())

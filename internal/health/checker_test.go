@@ -62,8 +62,12 @@ func TestCheckerRiseFall(t *testing.T) {
 	if e.ok || len(tr) != 1 || tr[0].ok || st.Healthy() {
 		t.Fatalf("third failure: %+v %+v healthy=%v", e, tr, st.Healthy())
 	}
-	if !strings.Contains(tr[0].reason, "3 consecutive failed checks: HTTP 503") {
+	if !strings.Contains(tr[0].reason, "3 consecutive failed checks: GET /health returned 503") {
 		t.Fatalf("reason %q", tr[0].reason)
+	}
+	// The detail names the check's request and its answer.
+	if tr[0].detail != "GET /health returned 503" || st.DownReason(clk.Now()) != tr[0].detail {
+		t.Fatalf("detail %q, DownReason %q, want \"GET /health returned 503\"", tr[0].detail, st.DownReason(clk.Now()))
 	}
 	if _, ok, msg := st.LastCheck(); ok || msg != "HTTP 503" {
 		t.Fatalf("LastCheck ok=%v msg=%q", ok, msg)
@@ -84,12 +88,15 @@ func TestCheckerRiseFall(t *testing.T) {
 	if !strings.Contains(tr[0].reason, "2 consecutive passed checks") {
 		t.Fatalf("reason %q", tr[0].reason)
 	}
+	if tr[0].returned || st.DownReason(clk.Now()) != "" {
+		t.Fatalf("up: returned=%v DownReason %q, want false and \"\"", tr[0].returned, st.DownReason(clk.Now()))
+	}
 	if got := srv.count(); got != 7 {
 		t.Fatalf("backend saw %d checks, want 7", got)
 	}
 	// The backend is named by host:port, its metrics label, not by its key.
 	want := []string{
-		`level=WARN msg="backend down" backend=` + tg.Host + ` reason="3 consecutive failed checks: HTTP 503"`,
+		`level=WARN msg="backend down" backend=` + tg.Host + ` reason="3 consecutive failed checks: GET /health returned 503"`,
 		`level=INFO msg="backend up" backend=` + tg.Host + ` reason="2 consecutive passed checks: HTTP 200"`,
 	}
 	if got := logs.Lines(); !slices.Equal(got, want) {
@@ -184,7 +191,7 @@ func TestCheckerTimeoutFails(t *testing.T) {
 		t.Fatalf("%+v", e)
 	}
 	tr := rec.next()
-	if tr.check || tr.ok || !strings.Contains(tr.reason, "timeout after 50ms") {
+	if tr.check || tr.ok || !strings.Contains(tr.reason, "timeout after 50ms") || tr.detail != "timeout after 50ms" {
 		t.Fatalf("transition %+v", tr)
 	}
 	if _, ok, msg := tg.State.LastCheck(); ok || msg != "timeout after 50ms" {
@@ -415,7 +422,7 @@ func TestReadmission(t *testing.T) {
 	clk.Advance(time.Millisecond)
 	rec.nextCheck("b")
 	tr := rec.next()
-	if tr.check || !tr.ok || !strings.Contains(tr.reason, "ejection ended") {
+	if tr.check || !tr.ok || !tr.returned || !strings.Contains(tr.reason, "ejection ended") {
 		t.Fatalf("%+v", tr)
 	}
 	if st.Ejected(clk.Now()) || !st.Usable(clk.Now()) || !st.LastReadmit().Equal(clk.Now()) {

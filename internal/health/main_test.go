@@ -36,6 +36,9 @@ type event struct {
 	ok     bool // CheckDone: ok; Transition: up
 	err    error
 	reason string
+	// Transition only: Change.Detail and Change.Returned.
+	detail   string
+	returned bool
 }
 
 // recorder is a Reporter that queues events for the test.
@@ -53,12 +56,19 @@ func (r *recorder) CheckDone(t *health.Target, ok bool, err error) {
 	r.ch <- event{key: t.Key, check: true, ok: ok, err: err}
 }
 
-func (r *recorder) Transition(t *health.Target, up bool, reason string) {
+func (r *recorder) Transition(t *health.Target, c health.Change) {
+	up := c.Up
 	if t.State.Healthy() != up || (up && t.State.Ejected(time.Time{})) {
 		r.t.Errorf("Transition(%s, %v) does not match State (healthy=%v, ejected=%v)",
 			t.Key, up, t.State.Healthy(), t.State.Ejected(time.Time{}))
 	}
-	r.ch <- event{key: t.Key, ok: up, reason: reason}
+	if up == (c.Detail != "") || (c.Returned && !up) {
+		r.t.Errorf("Transition(%s, %+v): a detail goes with down only, returned with up only", t.Key, c)
+	}
+	if !up && t.State.DownReason(time.Time{}) != c.Detail {
+		r.t.Errorf("Transition(%s) down: State.DownReason %q, Change.Detail %q", t.Key, t.State.DownReason(time.Time{}), c.Detail)
+	}
+	r.ch <- event{key: t.Key, ok: up, reason: c.Reason, detail: c.Detail, returned: c.Returned}
 }
 
 // next returns the next event, failing the test if none arrives in time.

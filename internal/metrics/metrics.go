@@ -57,6 +57,15 @@ const (
 	labelErrorType = "error_type"
 	labelResult    = "result"
 	labelReason    = "reason"
+	labelAction    = "action"
+)
+
+// Values of the admin action label, pre-created at zero.
+const (
+	ActionDrain   = "drain"
+	ActionDisable = "disable"
+	ActionEnable  = "enable"
+	ActionWeight  = "weight"
 )
 
 // latencyBuckets covers a cache hit on the same host (0.5 ms) up to a slow
@@ -97,6 +106,7 @@ type Metrics struct {
 
 	sticky   counterCache
 	rejected counterCache
+	admin    counterCache // fulcrum_admin_actions_total{action}
 
 	reloadOK, reloadFailed prometheus.Counter
 	panics                 prometheus.Counter
@@ -198,6 +208,12 @@ func New(reg prometheus.Registerer, src BackendSource) *Metrics {
 	m.rejected.init(rejectedVec, RejectBadRequest, RejectHeaderTooLarge,
 		RejectBodyTooLarge, RejectRateLimited, RejectConnLimit, RejectConnLimitIP, RejectBackendsBusy, RejectTimeout, RejectNoRoute)
 
+	adminVec := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "fulcrum_admin_actions_total",
+		Help: "Runtime backend actions of the admin API, by action (drain, disable, enable, weight).",
+	}, []string{labelAction})
+	m.admin.init(adminVec, ActionDrain, ActionDisable, ActionEnable, ActionWeight)
+
 	reloads := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "fulcrum_reloads_total",
 		Help: "Configuration reloads, by result (success, failure).",
@@ -209,7 +225,7 @@ func New(reg prometheus.Registerer, src BackendSource) *Metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.requests, m.duration, m.response, m.errors,
-		stickyVec, rejectedVec, reloads,
+		stickyVec, rejectedVec, reloads, adminVec,
 		m.panics, m.retries, m.budgetExhausted, m.panicMode,
 	}
 	if src != nil {
@@ -235,6 +251,10 @@ func (m *Metrics) Reload(ok bool) {
 		m.reloadFailed.Inc()
 	}
 }
+
+// AdminAction counts one runtime action of the admin API. action should be
+// one of the Action* constants.
+func (m *Metrics) AdminAction(action string) { m.admin.get(action).Inc() }
 
 // Panic counts one recovered panic.
 func (m *Metrics) Panic() { m.panics.Inc() }

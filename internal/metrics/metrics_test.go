@@ -285,6 +285,7 @@ loadbalancer_request_duration_seconds_count{backend="10.0.0.1:80",pool="default"
 		"loadbalancer_backend_errors_total":     {dto.MetricType_COUNTER, []string{"backend", "error_type", "pool"}},
 		"loadbalancer_sticky_total":             {dto.MetricType_COUNTER, []string{"result"}},
 		"fulcrum_reloads_total":                 {dto.MetricType_COUNTER, []string{"result"}},
+		"fulcrum_admin_actions_total":           {dto.MetricType_COUNTER, []string{"action"}},
 		"fulcrum_rejected_requests_total":       {dto.MetricType_COUNTER, []string{"reason"}},
 		"fulcrum_panics_total":                  {dto.MetricType_COUNTER, nil},
 		"fulcrum_retries_total":                 {dto.MetricType_COUNTER, nil},

@@ -12,6 +12,7 @@ import (
 
 	"fulcrum/internal/balance"
 	"fulcrum/internal/config"
+	"fulcrum/internal/health"
 	"fulcrum/internal/health/healthtest"
 	"fulcrum/internal/metrics"
 	"fulcrum/internal/testutil"
@@ -94,7 +95,7 @@ func member(p *Pool, i int) *Member {
 func setHealth(p *Pool, i int, up bool) {
 	m := member(p, i)
 	if m.State.SetHealthy(up, p.opt.Clock.Now()) {
-		(*reporter)(p).Transition(m.target, up, "test")
+		(*reporter)(p).Transition(m.target, health.Change{Up: up, Reason: "test"})
 	}
 }
 

@@ -10,7 +10,9 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/binary"
+	"fmt"
 	"log/slog"
+	"maps"
 	"net/url"
 	"strings"
 	"sync"
@@ -20,6 +22,7 @@ import (
 	"fulcrum/internal/backend"
 	"fulcrum/internal/balance"
 	"fulcrum/internal/config"
+	"fulcrum/internal/events"
 	"fulcrum/internal/health"
 	"fulcrum/internal/metrics"
 	"fulcrum/internal/upstream"
@@ -86,6 +89,9 @@ type Options struct {
 	Rand    balance.Rand
 	// Clock is used for slow start and ejections; nil means the real clock.
 	Clock health.Clock
+	// Events records backend transitions, ejections, panic mode and admin
+	// actions; nil records nothing.
+	Events *events.Log
 }
 
 // Pool is one backend group. Create with New, then Start; Stop releases
@@ -181,7 +187,9 @@ func (p *Pool) Update(cfg *config.Pool, idleTimeout time.Duration) {
 
 func (p *Pool) applyLocked(cfg *config.Pool, idleTimeout time.Duration) {
 	now := p.opt.Clock.Now()
-	old := p.members
+	// A copy: the loop deletes the members it keeps, and p.members is
+	// published in byKey, which the health reporter reads without p.mu.
+	old := maps.Clone(p.members)
 	// A renamed pool is a new label value: every backend gets a new handle
 	// and the old name's series are forgotten.
 	renamed := p.cfg != nil && p.cfg.Name != cfg.Name
@@ -232,6 +240,7 @@ func (p *Pool) applyLocked(cfg *config.Pool, idleTimeout time.Duration) {
 			})
 		}
 		m.cfg = bc
+		m.State.ReconcileWeight(bc.Weight) // a weight changed in the file wins
 		m.Backend = &backend.Backend{
 			URL: bc.URL, Host: bc.Host, Key: key, KeyHash: balance.HashString(key),
 			Weight: bc.Weight, EffectiveWeight: bc.Weight, Index: i, State: m.State,
@@ -295,6 +304,7 @@ func (p *Pool) rebuildLocked() {
 	ramping := p.rampingLocked(now)
 	for i, m := range p.order {
 		b := *m.Backend
+		b.Weight = m.State.Weight(m.cfg.Weight) // the runtime weight, if set
 		b.EffectiveWeight = b.Weight
 		if ramping {
 			b.EffectiveWeight = slowStartWeight(b.Weight, cfg.SlowStart, now.Sub(m.State.UpSince()))
@@ -307,6 +317,11 @@ func (p *Pool) rebuildLocked() {
 		// request would see its snapshot change under it).
 		pub := *m
 		members[i] = &pub
+		// A drained or disabled backend takes no new requests, not even
+		// in panic mode, and does not count towards the panic threshold.
+		if m.State.Admin() != backend.AdminReady {
+			continue
+		}
 		all = append(all, nb)
 		if m.State.Usable(now) {
 			usable = append(usable, nb)
@@ -358,8 +373,11 @@ func (p *Pool) rebuildLocked() {
 		if snap.Panic {
 			p.opt.Logger.Warn("panic mode: too few healthy backends, spreading traffic over all",
 				"usable", len(usable), "total", len(all), "panic_threshold", cfg.PanicThreshold)
+			p.event(events.KindPanicMode, "", fmt.Sprintf("on: %d of %d backends usable, below panic_threshold %d%%; traffic spreads over all",
+				len(usable), len(all), cfg.PanicThreshold))
 		} else {
 			p.opt.Logger.Info("panic mode over", "usable", len(usable), "total", len(all))
+			p.event(events.KindPanicMode, "", fmt.Sprintf("off: %d of %d backends usable", len(usable), len(all)))
 		}
 	}
 }
@@ -440,54 +458,6 @@ func (p *Pool) snapRamping() bool {
 		}
 	}
 	return false
-}
-
-// maxEjectPercent bounds passive ejection: it never takes out more than half
-// of a pool's backends (and so never the only one). Active checks still take
-// any backend out. This keeps a stall on fulcrum's side, which makes every
-// backend look slow at once, from ejecting them all.
-const maxEjectPercent = 50
-
-// Observe feeds one request outcome into passive health checks. It runs on
-// the request path: lock-free unless it ejects the backend.
-func (p *Pool) Observe(m *Member, failed bool) {
-	pas := p.passive.Load()
-	if !pas.Enabled() {
-		return // before the ejection cap's scan of the members
-	}
-	if failed && !p.ejectionAllowed(m) {
-		// Ejecting this backend would take out more than half of the pool:
-		// its failures do not count towards an ejection now (no per-request
-		// log, no back-off growth). Active checks still apply.
-		return
-	}
-	if pas.Observe(m.State, failed) {
-		until := m.State.EjectedUntil()
-		p.opt.Logger.Warn("backend ejected by passive checks", "backend", m.Backend.Host,
-			"until", until.Format(time.RFC3339), "consecutive_failures", m.State.ConsecutiveFailures().Load())
-		if m.Metrics != nil {
-			m.Metrics.Error(metrics.ErrEjected)
-		}
-		p.checker.ProbeAt(m.Backend.Key, until)
-		select {
-		case p.kick <- struct{}{}:
-		default:
-		}
-	}
-}
-
-// ejectionAllowed reports whether ejecting m would keep the ejected backends
-// within maxEjectPercent. It scans the members only when a request failed.
-func (p *Pool) ejectionAllowed(m *Member) bool {
-	snap := p.snap.Load()
-	now := p.opt.Clock.Now()
-	ejected := 0
-	for _, o := range snap.Members {
-		if o.State == m.State || o.State.Ejected(now) {
-			ejected++
-		}
-	}
-	return ejected*100 <= maxEjectPercent*len(snap.Members)
 }
 
 func splitHost(hostport string) (string, string, error) {

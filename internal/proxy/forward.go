@@ -146,7 +146,7 @@ func (c *clientConn) attempt(set *Settings, call *forward.Call, mem *pool.Member
 		uc, err = mem.Conns.Get(context.Background())
 	}
 	if err != nil {
-		p.Observe(mem, true)
+		p.ObserveFailure(mem, err)
 		c.backendError(mem, metrics.ErrConnect, err)
 		return forward.Result{Kind: forward.Connect, Err: err}
 	}
@@ -175,7 +175,7 @@ func (c *clientConn) attempt(set *Settings, call *forward.Call, mem *pool.Member
 			release(false)
 			return forward.Result{Kind: forward.Stale, Err: err}
 		}
-		p.Observe(mem, true)
+		p.ObserveFailure(mem, err)
 		c.backendError(mem, metrics.ErrTransport, err)
 		return forward.Result{Kind: forward.Reset, Err: err}
 	}
@@ -236,13 +236,13 @@ func (c *clientConn) attempt(set *Settings, call *forward.Call, mem *pool.Member
 		if err := c.readResponseHead(uc, resp, cfg.ResponseHeaderTimeout); err != nil {
 			mem.Conns.Discard(uc)
 			if isTimeout(err) {
-				p.Observe(mem, true)
+				p.ObserveFailure(mem, err)
 				c.backendError(mem, metrics.ErrTimeout, err)
 				return forward.Result{Kind: forward.Timeout, Err: err}
 			}
 			if errors.Is(err, h1.ErrBadStatusLine) || errors.Is(err, h1.ErrBadRespHeader) ||
 				errors.Is(err, h1.ErrBadRespLength) || errors.Is(err, h1.ErrRespTooLarge) {
-				p.Observe(mem, true)
+				p.ObserveFailure(mem, err)
 				c.backendError(mem, metrics.ErrTransport, err)
 				return forward.Result{Kind: forward.BadResponse, Err: err}
 			}
@@ -250,7 +250,7 @@ func (c *clientConn) attempt(set *Settings, call *forward.Call, mem *pool.Member
 				release(false)
 				return forward.Result{Kind: forward.Stale, Err: err}
 			}
-			p.Observe(mem, true)
+			p.ObserveFailure(mem, err)
 			c.backendError(mem, metrics.ErrTransport, err)
 			return forward.Result{Kind: forward.Reset, Err: err}
 		}
@@ -281,7 +281,7 @@ func (c *clientConn) attempt(set *Settings, call *forward.Call, mem *pool.Member
 	if resp.Status >= 500 && mem.Metrics != nil {
 		mem.Metrics.Error(metrics.ErrHTTP5xx)
 	}
-	p.Observe(mem, failed)
+	p.ObserveResponse(mem, resp.Status, failed)
 	if resp.Codings && ri.minor == 0 && !ri.isHead && !h1.BodylessStatus(resp.Status) {
 		// A transfer coding other than chunked (gzip, ...) cannot reach an
 		// HTTP/1.0 client, which knows no Transfer-Encoding: dropping the

@@ -65,7 +65,7 @@ func (s *sticky) lookup(c *clientConn, snap *pool.Snapshot, client netip.Addr) (
 			return -1, stickyRepinned
 		}
 		idx, ok := snap.ByStickyID[id]
-		if !ok || !snap.Members[idx].State.Usable(now) {
+		if !ok || !snap.Members[idx].State.Serving(now) {
 			return -1, stickyRepinned
 		}
 		return idx, stickyHit
@@ -79,7 +79,7 @@ func (s *sticky) lookup(c *clientConn, snap *pool.Snapshot, client netip.Addr) (
 			return -1, stickyRepinned
 		}
 		idx, ok := snap.ByStickyID[id]
-		if !ok || !snap.Members[idx].State.Usable(now) {
+		if !ok || !snap.Members[idx].State.Serving(now) {
 			return -1, stickyRepinned
 		}
 		return idx, stickyHit

@@ -341,6 +341,18 @@ func TestStickyLookup(t *testing.T) {
 				t.Errorf("%s: lookup = %d, %s; want %d, %s", tc.name, idx, stickyLabels[res], tc.idx, stickyLabels[tc.res])
 			}
 		}
+		// A drained or disabled backend is passed over like a down one, even
+		// in a snapshot built before the admin action; enabled, it is used again.
+		for _, a := range []backend.AdminState{backend.AdminDrain, backend.AdminDisabled} {
+			snap.Members[1].State.SetAdmin(a)
+			if idx, res := s.lookup(conn("S="+cookieHex(keys[1])), snap, client); idx != -1 || res != stickyRepinned {
+				t.Errorf("pinned backend %s: lookup = %d, %s; want -1, repinned", a, idx, stickyLabels[res])
+			}
+		}
+		snap.Members[1].State.SetAdmin(backend.AdminReady)
+		if idx, res := s.lookup(conn("S="+cookieHex(keys[1])), snap, client); idx != 1 || res != stickyHit {
+			t.Errorf("pinned backend enabled again: lookup = %d, %s; want 1, hit", idx, stickyLabels[res])
+		}
 	})
 
 	t.Run("app_cookie", func(t *testing.T) {
@@ -365,6 +377,11 @@ func TestStickyLookup(t *testing.T) {
 				t.Errorf("%q: lookup = %d, %s; want %d, %s", tc.cookie, idx, stickyLabels[res], tc.idx, stickyLabels[tc.res])
 			}
 		}
+		snap.Members[2].State.SetAdmin(backend.AdminDrain)
+		if idx, res := s.lookup(conn("J=known"), snap, client); idx != -1 || res != stickyRepinned {
+			t.Errorf("pinned backend draining: lookup = %d, %s", idx, stickyLabels[res])
+		}
+		snap.Members[2].State.SetAdmin(backend.AdminReady)
 		snap.Members[2].State.SetHealthy(false, now)
 		if idx, res := s.lookup(conn("J=known"), snap, client); idx != -1 || res != stickyRepinned {
 			t.Errorf("pinned backend down: lookup = %d, %s", idx, stickyLabels[res])

@@ -1,0 +1,60 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+
+	"fulcrum/internal/backend"
+	"fulcrum/internal/events"
+	"fulcrum/internal/pool"
+)
+
+// Runtime backend control for the admin API (admin.BackendControl). The
+// state it sets lives in each backend's long-lived state, so it survives
+// reloads that keep the backend; a restart starts from the file.
+
+// Events is the event log (admin.EventSource).
+func (e *Engine) Events() *events.Log { return e.opt.Events }
+
+// poolNamed returns the running pool called name.
+func (e *Engine) poolNamed(name string) (*pool.Pool, error) {
+	for _, u := range e.cur.Load().pools {
+		if u.up.Name == name {
+			return u.pool, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: no pool %q", pool.ErrNotFound, name)
+}
+
+// SetAdminState drains, disables or enables a backend of a pool.
+func (e *Engine) SetAdminState(poolName, host string, s backend.AdminState) (pool.Status, error) {
+	p, err := e.poolNamed(poolName)
+	if err != nil {
+		return pool.Status{}, err
+	}
+	return p.SetAdminState(host, s)
+}
+
+// SetWeight sets a backend's runtime weight.
+func (e *Engine) SetWeight(poolName, host string, w int) (pool.Status, error) {
+	p, err := e.poolNamed(poolName)
+	if err != nil {
+		return pool.Status{}, err
+	}
+	return p.SetWeight(host, w)
+}
+
+// WaitIdle waits until the backend has no request in flight, or ctx ends,
+// and returns its status and the requests still in flight.
+func (e *Engine) WaitIdle(ctx context.Context, poolName, host string) (pool.Status, int64, error) {
+	p, err := e.poolNamed(poolName)
+	if err != nil {
+		return pool.Status{}, 0, err
+	}
+	n, err := p.WaitIdle(ctx, host)
+	if err != nil {
+		return pool.Status{}, n, err
+	}
+	st, err := p.BackendStatus(host)
+	return st, n, err
+}
