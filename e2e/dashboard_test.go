@@ -184,10 +184,10 @@ func TestDashboardScale(t *testing.T) {
 	loaded := time.Since(start)
 	render := eval[float64](br, `performance.getEntriesByName("fulcrum:snapshot")[0].duration`)
 	t.Logf("100 pools × 50 backends: rows in the page %v after navigating; rendering the snapshot took %.0f ms", loaded.Round(time.Millisecond), render)
-	// Bounds for a loaded 2-vCPU machine running the race detector; a quiet
-	// one renders in a few hundred milliseconds.
-	if render > 2000 || loaded > 20*time.Second {
-		t.Errorf("first render %.0f ms (bound 2000), rows after %v (bound 20s)", render, loaded)
+	// Generous bounds for a loaded 2-vCPU machine running the whole suite
+	// under the race detector; a quiet one renders in about 0.6 s.
+	if render > 5000 || loaded > 30*time.Second {
+		t.Errorf("first render %.0f ms (bound 5000), rows after %v (bound 30s)", render, loaded)
 	}
 	// With that many backends, pools start collapsed; the filter opens the
 	// ones it matches.
@@ -205,7 +205,9 @@ func TestDashboardScale(t *testing.T) {
 	br.run(10*time.Second, chromedp.Click(chromedp.CSS(`#pools tr[data-pool="pool-042"][data-backend="`+host+`"] button[data-action="disable"]`)))
 	row := rowJS("pool-042", host)
 	br.waitJS(5*time.Second, "the disabled backend grey", row+`.querySelector('.badge').classList.contains('st-off') && `+row+`.cells[2].textContent === 'disabled'`)
-	if upd := eval[float64](br, `performance.getEntriesByName("fulcrum:update")[0].duration`); upd > 1000 {
+	upd := eval[float64](br, `performance.getEntriesByName("fulcrum:update")[0].duration`)
+	t.Logf("applying the last update took %.1f ms", upd)
+	if upd > 1000 {
 		t.Errorf("applying an update took %.0f ms", upd)
 	}
 	br.screenshot("dashboard-5000.png")

@@ -1,10 +1,10 @@
 package admin
 
 import (
-	"bytes"
 	"crypto/sha256"
 	_ "embed"
 	"encoding/base64"
+	"io"
 	"net/http"
 	"strings"
 )
@@ -13,13 +13,13 @@ import (
 // and JS, no external resource) that reads GET /admin/stream.
 //
 //go:embed dashboard.html
-var dashboardHTML []byte
+var dashboardHTML string
 
 // dashboard is the page and the Content-Security-Policy that allows exactly
 // its own inline script and style (by hash) and nothing else but calls to
 // the admin API.
 type dashboard struct {
-	page []byte
+	page string
 	csp  string
 }
 
@@ -32,20 +32,20 @@ func newDashboard() dashboard {
 
 // inlineHashes returns the CSP source list of the sha256 hashes of every
 // <tag>...</tag> element's content in page.
-func inlineHashes(page []byte, tag string) string {
-	open, end := []byte("<"+tag+">"), []byte("</"+tag+">")
+func inlineHashes(page, tag string) string {
+	open, end := "<"+tag+">", "</"+tag+">"
 	var srcs []string
 	for {
-		i := bytes.Index(page, open)
+		i := strings.Index(page, open)
 		if i < 0 {
 			break
 		}
 		page = page[i+len(open):]
-		j := bytes.Index(page, end)
+		j := strings.Index(page, end)
 		if j < 0 {
 			break
 		}
-		sum := sha256.Sum256(page[:j])
+		sum := sha256.Sum256([]byte(page[:j]))
 		srcs = append(srcs, "'sha256-"+base64.StdEncoding.EncodeToString(sum[:])+"'")
 		page = page[j+len(end):]
 	}
@@ -65,5 +65,5 @@ func (s *Server) dashboard(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("Cache-Control", "no-cache")
-	w.Write(s.dash.page)
+	io.WriteString(w, s.dash.page)
 }
