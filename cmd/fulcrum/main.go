@@ -59,7 +59,9 @@ Flags:
 
 Flags given together with -config override the file.
 Admin API (default 127.0.0.1:9090, see -admin): GET /metrics, GET /admin/backends,
-POST /admin/reload, GET /healthz. SIGHUP reloads; SIGTERM/SIGINT shut down gracefully.
+GET /admin/events, POST /admin/reload, GET /healthz, and per backend
+POST /admin/pools/POOL/backends/HOST:PORT/{drain,disable,enable}, PUT .../weight.
+SIGHUP reloads; SIGTERM/SIGINT shut down gracefully.
 `
 
 // clampProcs lowers GOMAXPROCS to the number of CPUs the process may run on

@@ -1,10 +1,12 @@
 package admin
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -127,17 +129,22 @@ func (s *Server) weight(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "body: at most "+strconv.Itoa(maxBody)+` bytes, like {"weight": 5}`)
+		return
+	}
 	var body struct {
 		Weight *int `json:"weight"`
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&body); err != nil {
 		writeError(w, http.StatusBadRequest, `body: must be a JSON object like {"weight": 5}: `+err.Error())
 		return
 	}
-	if dec.More() {
-		writeError(w, http.StatusBadRequest, `body: must be one JSON object like {"weight": 5}`)
+	if len(bytes.TrimSpace(raw[dec.InputOffset():])) > 0 {
+		writeError(w, http.StatusBadRequest, `body: must be one JSON object like {"weight": 5}, with nothing after it`)
 		return
 	}
 	if body.Weight == nil {

@@ -28,33 +28,16 @@ func (e *Engine) poolNamed(name string) (*pool.Pool, error) {
 
 // SetAdminState drains, disables or enables a backend of a pool.
 func (e *Engine) SetAdminState(poolName, host string, s backend.AdminState) (pool.Status, error) {
-	p, err := e.poolNamed(poolName)
-	if err != nil {
-		return pool.Status{}, err
-	}
-	return p.SetAdminState(host, s)
+	return pool.Lookup(e.poolNamed).SetAdminState(poolName, host, s)
 }
 
 // SetWeight sets a backend's runtime weight.
 func (e *Engine) SetWeight(poolName, host string, w int) (pool.Status, error) {
-	p, err := e.poolNamed(poolName)
-	if err != nil {
-		return pool.Status{}, err
-	}
-	return p.SetWeight(host, w)
+	return pool.Lookup(e.poolNamed).SetWeight(poolName, host, w)
 }
 
 // WaitIdle waits until the backend has no request in flight, or ctx ends,
 // and returns its status and the requests still in flight.
 func (e *Engine) WaitIdle(ctx context.Context, poolName, host string) (pool.Status, int64, error) {
-	p, err := e.poolNamed(poolName)
-	if err != nil {
-		return pool.Status{}, 0, err
-	}
-	n, err := p.WaitIdle(ctx, host)
-	if err != nil {
-		return pool.Status{}, n, err
-	}
-	st, err := p.BackendStatus(host)
-	return st, n, err
+	return pool.Lookup(e.poolNamed).WaitIdle(ctx, poolName, host)
 }

@@ -170,3 +170,41 @@ func (p *Pool) actionDoneLocked(action, host, msg string, attrs ...any) {
 	}
 	p.event(events.KindAdmin, host, msg)
 }
+
+// Lookup resolves a pool name to the running pool (an error wrapping
+// ErrNotFound for an unknown name). Its methods are the admin API's runtime
+// control over every pool of the engine that provides it.
+type Lookup func(name string) (*Pool, error)
+
+// SetAdminState is Pool.SetAdminState on the pool called poolName.
+func (l Lookup) SetAdminState(poolName, host string, s backend.AdminState) (Status, error) {
+	p, err := l(poolName)
+	if err != nil {
+		return Status{}, err
+	}
+	return p.SetAdminState(host, s)
+}
+
+// SetWeight is Pool.SetWeight on the pool called poolName.
+func (l Lookup) SetWeight(poolName, host string, w int) (Status, error) {
+	p, err := l(poolName)
+	if err != nil {
+		return Status{}, err
+	}
+	return p.SetWeight(host, w)
+}
+
+// WaitIdle is Pool.WaitIdle on the pool called poolName; it also returns
+// the backend's status when the wait ends.
+func (l Lookup) WaitIdle(ctx context.Context, poolName, host string) (Status, int64, error) {
+	p, err := l(poolName)
+	if err != nil {
+		return Status{}, 0, err
+	}
+	n, err := p.WaitIdle(ctx, host)
+	if err != nil {
+		return Status{}, n, err
+	}
+	st, err := p.BackendStatus(host)
+	return st, n, err
+}
