@@ -188,18 +188,11 @@ func bufJSON(b *bytes.Buffer, v any) {
 // hostOf is host:port of a backend URL (the backend's metrics label and its
 // name in the runtime API).
 func hostOf(url string) string {
-	for i := 0; i+2 < len(url); i++ {
-		if url[i] == ':' && url[i+1] == '/' && url[i+2] == '/' {
-			url = url[i+3:]
-			break
-		}
+	if _, rest, ok := strings.Cut(url, "://"); ok {
+		url = rest
 	}
-	for i := 0; i < len(url); i++ {
-		if url[i] == '/' {
-			return url[:i]
-		}
-	}
-	return url
+	host, _, _ := strings.Cut(url, "/")
+	return host
 }
 
 // appendRow appends the JSON array of one backend's fields (rowFields).
