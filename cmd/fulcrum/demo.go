@@ -83,8 +83,9 @@ func demo(args []string, stdout, stderr io.Writer) int {
 		}
 		adminTry := "  (the admin listener is off: -admin \"\")\n"
 		if cfg.AdminAddr != "" {
-			adminTry = fmt.Sprintf("  curl http://%s/admin/backends            # backend state (admin listener)\n"+
-				"  curl -s http://%s/metrics | grep loadbalancer_\n", cfg.AdminAddr, cfg.AdminAddr)
+			adminTry = fmt.Sprintf("  open http://%s/ in a browser             # the live dashboard\n"+
+				"  curl http://%s/admin/backends            # backend state (admin listener)\n"+
+				"  curl -s http://%s/metrics | grep loadbalancer_\n", cfg.AdminAddr, cfg.AdminAddr, cfg.AdminAddr)
 		}
 		fmt.Fprintf(stdout, `
 fulcrum demo is running: %d demo backends (%s) behind http://%s, strategy %s.

@@ -44,6 +44,7 @@ type Server struct {
 	token atomic.Pointer[string]
 	mux   *http.ServeMux
 
+	dash      dashboard     // GET /: the page and its headers
 	heartbeat time.Duration // of event streams
 	stop      chan struct{} // closed by Close: event streams end
 	closeOnce sync.Once
@@ -51,8 +52,10 @@ type Server struct {
 
 // New returns the admin handler. token may be empty (no authentication).
 func New(ctl Controller, reg prometheus.Gatherer, token string, log *slog.Logger) *Server {
-	s := &Server{ctl: ctl, log: log, mux: http.NewServeMux(), heartbeat: defaultHeartbeat, stop: make(chan struct{})}
+	s := &Server{ctl: ctl, log: log, mux: http.NewServeMux(), dash: newDashboard(), heartbeat: defaultHeartbeat, stop: make(chan struct{})}
 	s.SetToken(token)
+	s.mux.HandleFunc("GET /{$}", s.dashboard)
+	s.mux.HandleFunc("GET /admin/stream", s.dashStream)
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: nil}))
 	s.mux.HandleFunc("POST /admin/reload", s.reload)
 	s.mux.HandleFunc("GET /admin/backends", s.backends)
@@ -71,29 +74,35 @@ func New(ctl Controller, reg prometheus.Gatherer, token string, log *slog.Logger
 	return s
 }
 
-// Close ends the event streams being served (call it before shutting the
-// admin listener down, which otherwise waits for them). The server keeps
-// answering other requests.
+// Close ends the event streams and dashboard streams being served (call it
+// before shutting the admin listener down, which otherwise waits for them).
+// The server keeps answering other requests.
 func (s *Server) Close() { s.closeOnce.Do(func() { close(s.stop) }) }
 
 // SetToken changes the bearer token (on reload).
 func (s *Server) SetToken(t string) { s.token.Store(&t) }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != "/healthz" {
-		if tok := *s.token.Load(); tok != "" {
-			// The auth scheme is case-insensitive (RFC 9110 section 11.1).
-			auth := r.Header.Get("Authorization")
-			const scheme = "Bearer "
-			ok := len(auth) >= len(scheme) && strings.EqualFold(auth[:len(scheme)], scheme)
-			if !ok || subtle.ConstantTimeCompare([]byte(auth[len(scheme):]), []byte(tok)) != 1 {
-				w.Header().Set("WWW-Authenticate", `Bearer realm="fulcrum"`)
-				http.Error(w, "unauthorized", http.StatusUnauthorized)
-				return
-			}
-		}
+	// The dashboard page itself needs no token; every call it makes does.
+	if r.URL.Path != "/healthz" && r.URL.Path != "/" && !s.authorized(r.Header.Get("Authorization")) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="fulcrum"`)
+		http.Error(w, "unauthorized", http.StatusUnauthorized)
+		return
 	}
 	s.mux.ServeHTTP(w, r)
+}
+
+// authorized reports whether an Authorization header value carries the
+// admin token (always true without a token).
+func (s *Server) authorized(auth string) bool {
+	tok := *s.token.Load()
+	if tok == "" {
+		return true
+	}
+	// The auth scheme is case-insensitive (RFC 9110 section 11.1).
+	const scheme = "Bearer "
+	ok := len(auth) >= len(scheme) && strings.EqualFold(auth[:len(scheme)], scheme)
+	return ok && subtle.ConstantTimeCompare([]byte(auth[len(scheme):]), []byte(tok)) == 1
 }
 
 func (s *Server) reload(w http.ResponseWriter, r *http.Request) {

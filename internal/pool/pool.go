@@ -12,6 +12,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/url"
 	"strings"
 	"sync"
@@ -25,6 +26,7 @@ import (
 	"fulcrum/internal/health"
 	"fulcrum/internal/metrics"
 	"fulcrum/internal/upstream"
+	"fulcrum/internal/window"
 )
 
 // Member is one backend with everything the request path needs for it.
@@ -35,6 +37,9 @@ type Member struct {
 	Metrics *metrics.Backend // set when the Member is built, never changed
 	target  *health.Target
 	cfg     config.Backend
+
+	// Window is the backend's last minute of traffic, kept like State.
+	Window *window.Ring
 }
 
 // Snapshot is an immutable view of the pool. Members is indexed by
@@ -182,7 +187,9 @@ func (p *Pool) Update(cfg *config.Pool, idleTimeout time.Duration) {
 
 func (p *Pool) applyLocked(cfg *config.Pool, idleTimeout time.Duration) {
 	now := p.opt.Clock.Now()
-	old := p.members
+	// A copy: the loop deletes the members it keeps, and p.members is
+	// published in byKey, which the health reporter reads without p.mu.
+	old := maps.Clone(p.members)
 	// A renamed pool is a new label value: every backend gets a new handle
 	// and the old name's series are forgotten.
 	renamed := p.cfg != nil && p.cfg.Name != cfg.Name
@@ -205,9 +212,9 @@ func (p *Pool) applyLocked(cfg *config.Pool, idleTimeout time.Duration) {
 				if renamed && p.opt.Metrics != nil {
 					mb = p.opt.Metrics.Backend(cfg.Name, bc.Host)
 				}
-				m = &Member{State: m.State, Metrics: mb, target: m.target}
+				m = &Member{State: m.State, Metrics: mb, target: m.target, Window: m.Window}
 			} else {
-				m = &Member{State: backend.NewState(now)}
+				m = &Member{State: backend.NewState(now), Window: window.New(now)}
 				if p.cfg == nil {
 					// Backends present at start-up serve at full weight at
 					// once; slow start is for backends that come up or are

@@ -6,6 +6,7 @@ import (
 	"fulcrum/internal/events"
 	"fulcrum/internal/health"
 	"fulcrum/internal/metrics"
+	"fulcrum/internal/window"
 )
 
 // Status is one backend's state for the admin API.
@@ -30,6 +31,9 @@ type Status struct {
 	DownReason *string `json:"down_reason"`
 	// Events are the backend's last events, oldest first.
 	Events []events.Event `json:"events"`
+
+	// LastMinute is the backend's traffic over the last minute.
+	LastMinute window.Stats `json:"last_minute"`
 }
 
 // eventsPerBackend is how many of a backend's events Status carries.
@@ -65,6 +69,7 @@ func (p *Pool) status(snap *Snapshot, m *Member, evs []events.Event) Status {
 		Requests: m.State.Requests(), Failures: m.State.Failures(),
 		Healthy: m.State.Healthy(), Ejected: m.State.Ejected(now),
 		AdminState: m.State.Admin().String(), Events: evs,
+		LastMinute: m.Window.Stats(now),
 	}
 	if st.Events == nil {
 		st.Events = []events.Event{}

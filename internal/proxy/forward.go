@@ -282,6 +282,7 @@ func (c *clientConn) attempt(set *Settings, call *forward.Call, mem *pool.Member
 	if cfg.Strategy == "least_response_time" {
 		st.ObserveLatency(ttfb, t0.Add(ttfb))
 	}
+	mem.Window.Record(t0.Add(ttfb), ttfb, resp.Status >= 500)
 	failed := resp.Status >= 500 && cfg.Passive.Consider5xx
 	if resp.Status >= 500 && mem.Metrics != nil {
 		mem.Metrics.Error(metrics.ErrHTTP5xx)
@@ -314,7 +315,10 @@ func (c *clientConn) attempt(set *Settings, call *forward.Call, mem *pool.Member
 	return forward.Result{Kind: forward.None, Status: resp.Status, Keep: keep}
 }
 
+// backendError counts a failed exchange with mem's backend (the client gets
+// a 502 or 504 for it unless a retry succeeds) and logs it.
 func (c *clientConn) backendError(mem *pool.Member, t metrics.ErrorType, err error) {
+	mem.Window.Record(time.Now(), -1, true)
 	if mem.Metrics != nil {
 		mem.Metrics.Error(t)
 	}
