@@ -256,25 +256,6 @@ func (c *clientConn) close() {
 	c.srv.removeConn(c)
 }
 
-// bareSock is a client connection accepted as a bare descriptor
-// (rawio.Sock, Linux): it enters Go's poller only when it has to wait.
-type bareSock interface {
-	RawConn() syscall.RawConn
-	FD() int
-	Kick()
-}
-
-// kick ends the connection from another goroutine (shutdown): a bare socket
-// is shut down, so that its owner wakes and closes it (closing it here
-// could free its number under the owner); other connections are closed.
-func (c *clientConn) kick() {
-	if k, ok := c.nc.(bareSock); ok {
-		k.Kick()
-		return
-	}
-	c.nc.Close()
-}
-
 // serve is the body of a connection goroutine. It waits for a request
 // (holding no buffer), then handles requests while bytes are buffered. When
 // the connection goes idle again it hands the wait to a fresh goroutine and

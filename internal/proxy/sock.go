@@ -1,0 +1,22 @@
+package proxy
+
+import "syscall"
+
+// bareSock is a client connection accepted as a bare descriptor
+// (rawio.Sock, Linux): it enters Go's poller only when it has to wait.
+type bareSock interface {
+	RawConn() syscall.RawConn
+	FD() int
+	Kick()
+}
+
+// kick ends the connection from another goroutine (shutdown): a bare socket
+// is shut down, so that its owner wakes and closes it (closing it here
+// could free its number under the owner); other connections are closed.
+func (c *clientConn) kick() {
+	if k, ok := c.nc.(bareSock); ok {
+		k.Kick()
+		return
+	}
+	c.nc.Close()
+}
