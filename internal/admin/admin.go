@@ -84,12 +84,54 @@ func (s *Server) SetToken(t string) { s.token.Store(&t) }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The dashboard page itself needs no token; every call it makes does.
+	api := strings.HasPrefix(r.URL.Path, "/admin/")
 	if r.URL.Path != "/healthz" && r.URL.Path != "/" && !s.authorized(r.Header.Get("Authorization")) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="fulcrum"`)
+		if api {
+			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "unauthorized: send Authorization: Bearer <admin token>"})
+			return
+		}
 		http.Error(w, "unauthorized", http.StatusUnauthorized)
 		return
 	}
+	if api {
+		if _, pattern := s.mux.Handler(r); pattern == "" {
+			// No route: the mux answers 404 or 405 (with Allow) in plain
+			// text; the admin API answers every error in JSON.
+			s.mux.ServeHTTP(&jsonError{ResponseWriter: w}, r)
+			return
+		}
+	}
 	s.mux.ServeHTTP(w, r)
+}
+
+// jsonError turns the mux's plain-text 404 and 405 into the admin API's
+// JSON error form, keeping the status and headers such as Allow.
+type jsonError struct {
+	http.ResponseWriter
+	wrote bool
+}
+
+func (j *jsonError) WriteHeader(code int) {
+	if j.wrote {
+		return
+	}
+	j.wrote = true
+	h := j.ResponseWriter.Header()
+	h.Del("Content-Length")
+	msg := strings.ToLower(http.StatusText(code))
+	if code == http.StatusMethodNotAllowed {
+		msg += "; allowed: " + h.Get("Allow")
+	}
+	writeJSON(j.ResponseWriter, code, map[string]string{"error": msg})
+}
+
+// Write drops the mux's own text body.
+func (j *jsonError) Write(b []byte) (int, error) {
+	if !j.wrote {
+		j.WriteHeader(http.StatusOK)
+	}
+	return len(b), nil
 }
 
 // authorized reports whether an Authorization header value carries the
