@@ -96,21 +96,30 @@ func (c *Conn) read(fd uintptr) bool {
 func (c *Conn) Write(b []byte) (int, error) { return c.run(b, true) }
 
 func (c *Conn) write(fd uintptr) bool {
-	for c.n < len(c.p) {
-		n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&c.p[c.n])), uintptr(len(c.p)-c.n))
+	n, e := writeAll(fd, c.p[c.n:])
+	c.n += n
+	if e == syscall.EAGAIN {
+		return false
+	}
+	c.err = e
+	return true
+}
+
+// writeAll writes b to the non-blocking descriptor fd by RawSyscall until it
+// is all written (0), the socket's buffer is full (EAGAIN) or an error.
+func writeAll(fd uintptr, b []byte) (int, syscall.Errno) {
+	n := 0
+	for n < len(b) {
+		m, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&b[n])), uintptr(len(b)-n))
 		switch e {
 		case 0:
-			c.n += int(n)
-			continue
+			n += int(m)
 		case syscall.EINTR:
-			continue
-		case syscall.EAGAIN:
-			return false
+		default:
+			return n, e
 		}
-		c.err = e
-		return true
 	}
-	return true
+	return n, 0
 }
 
 // CloseWrite half-closes the connection.

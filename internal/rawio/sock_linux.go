@@ -103,25 +103,14 @@ func (s *Sock) Read(b []byte) (int, error) {
 func (s *Sock) Write(b []byte) (int, error) {
 	n := 0
 	if s.f == nil {
-		for n < len(b) {
-			m, _, e := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(s.fd), uintptr(unsafe.Pointer(&b[n])), uintptr(len(b)-n))
-			if e == 0 {
-				n += int(m)
-				continue
-			}
-			if e == syscall.EINTR {
-				continue
-			}
-			if e != syscall.EAGAIN {
-				return n, s.opErr("write", e)
-			}
-			if err := s.register(); err != nil {
-				return n, err
-			}
-			break
-		}
-		if n == len(b) {
+		var e syscall.Errno
+		if n, e = writeAll(uintptr(s.fd), b); e == 0 {
 			return n, nil
+		} else if e != syscall.EAGAIN {
+			return n, s.opErr("write", e)
+		}
+		if err := s.register(); err != nil {
+			return n, err
 		}
 	}
 	m, err := s.f.Write(b[n:])
