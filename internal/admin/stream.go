@@ -97,7 +97,7 @@ func (st *streamState) next(ls []config.Listener) (event string, data []byte) {
 			} else {
 				b.WriteByte(',')
 			}
-			host := hostOf(s.URL)
+			host := s.Backend
 			b.WriteString(`{"backend":`)
 			b.Write(appendJSONString(st.row[:0], host))
 			if len(s.URL) != len("http://")+len(host) || !strings.HasPrefix(s.URL, "http://") {
@@ -183,16 +183,6 @@ func (st *streamState) newEvents(snapshot bool) []byte {
 func bufJSON(b *bytes.Buffer, v any) {
 	enc, _ := json.Marshal(v)
 	b.Write(enc)
-}
-
-// hostOf is host:port of a backend URL (the backend's metrics label and its
-// name in the runtime API).
-func hostOf(url string) string {
-	if _, rest, ok := strings.Cut(url, "://"); ok {
-		url = rest
-	}
-	host, _, _ := strings.Cut(url, "/")
-	return host
 }
 
 // appendRow appends the JSON array of one backend's fields (rowFields).

@@ -102,16 +102,6 @@ func TestAppendSig3(t *testing.T) {
 	}
 }
 
-func TestHostOf(t *testing.T) {
-	for url, want := range map[string]string{
-		"http://10.0.0.1:8080": "10.0.0.1:8080", "https://b.example:443/": "b.example:443", "http://[::1]:81": "[::1]:81",
-	} {
-		if got := hostOf(url); got != want {
-			t.Errorf("hostOf(%q) = %q, want %q", url, got, want)
-		}
-	}
-}
-
 // FuzzAppendJSONString checks that every string is encoded as a JSON string
 // that decodes to it (invalid UTF-8 as encoding/json replaces it).
 func FuzzAppendJSONString(f *testing.F) {

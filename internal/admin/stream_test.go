@@ -30,10 +30,10 @@ func ptr(s string) *string { return &s }
 
 func twoPools() []pool.Status {
 	return []pool.Status{
-		{Pool: "web", URL: "http://127.0.0.1:8081", Weight: 3, Up: true, Healthy: true, AdminState: "ready",
+		{Pool: "web", Backend: "127.0.0.1:8081", URL: "http://127.0.0.1:8081", Weight: 3, Up: true, Healthy: true, AdminState: "ready",
 			LastCheck: &pool.Check{OK: true, At: time.Now(), Info: "HTTP 200"}},
-		{Pool: "web", URL: "http://127.0.0.1:8082", Weight: 1, Up: true, Healthy: true, AdminState: "ready"},
-		{Pool: "api", URL: "https://10.0.0.1:9000/", Weight: 1, Up: false, Ejected: true, Healthy: true, AdminState: "disabled",
+		{Pool: "web", Backend: "127.0.0.1:8082", URL: "http://127.0.0.1:8082", Weight: 1, Up: true, Healthy: true, AdminState: "ready"},
+		{Pool: "api", Backend: "10.0.0.1:9000", URL: "https://10.0.0.1:9000/", Weight: 1, Up: false, Ejected: true, Healthy: true, AdminState: "disabled",
 			DownReason: ptr("ejected after 3 failed requests")},
 	}
 }

@@ -404,3 +404,25 @@ func TestDownReasonAndEvents(t *testing.T) {
 		t.Fatalf("events %v, want %s", kinds, want)
 	}
 }
+
+// TestStatusNamesBackendAsControl: a status's backend is the name the
+// runtime control takes, also for a URL written without its port or in
+// upper case (what the dashboard's buttons send).
+func TestStatusNamesBackendAsControl(t *testing.T) {
+	cfg := testCfg(hostsN(1), nil)
+	// As config normalises http://LocalHost: lower case, default port.
+	cfg.Backends = append(cfg.Backends, config.Backend{URL: "http://LocalHost", Scheme: "http", Host: "localhost:80", Weight: 1})
+	p, _ := testPool(t, cfg, nil)
+	var name string
+	for _, st := range p.Statuses() {
+		if st.URL == "http://LocalHost" {
+			name = st.Backend
+		}
+	}
+	if name != "localhost:80" {
+		t.Fatalf("status backend %q, want localhost:80", name)
+	}
+	if _, err := p.SetAdminState(name, backend.AdminDrain); err != nil {
+		t.Fatalf("control by the status's name: %v", err)
+	}
+}

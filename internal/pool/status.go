@@ -11,7 +11,10 @@ import (
 
 // Status is one backend's state for the admin API.
 type Status struct {
-	Pool      string    `json:"pool"`
+	Pool string `json:"pool"`
+	// Backend is the backend's host:port as its metrics label and the
+	// runtime control API name it (lower case, default port added).
+	Backend   string    `json:"backend"`
 	URL       string    `json:"url"`
 	Weight    int       `json:"weight"`
 	Up        bool      `json:"up"`
@@ -64,7 +67,7 @@ func (p *Pool) Statuses() []Status {
 func (p *Pool) status(snap *Snapshot, m *Member, evs []events.Event) Status {
 	now := p.opt.Clock.Now()
 	st := Status{
-		Pool: snap.Cfg.Name, URL: m.Backend.URL, Weight: m.Backend.Weight, EffWeight: m.Backend.EffectiveWeight,
+		Pool: snap.Cfg.Name, Backend: m.Backend.Host, URL: m.Backend.URL, Weight: m.Backend.Weight, EffWeight: m.Backend.EffectiveWeight,
 		Up: m.State.Usable(now), Active: m.State.Inflight(),
 		Requests: m.State.Requests(), Failures: m.State.Failures(),
 		Healthy: m.State.Healthy(), Ejected: m.State.Ejected(now),
