@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -74,4 +75,41 @@ func TestLastMinuteStats(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("after reload")
+}
+
+// TestLastMinuteBrokenBodyCountsOnce: a response that breaks after its head
+// is one request in the backend's last minute, not two.
+func TestLastMinuteBrokenBodyCountsOnce(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				c.Read(make([]byte, 4096))
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort")
+			}()
+		}
+	}()
+	h := start(t, fmt.Sprintf(`{"listen_addr": "127.0.0.1:0", "admin_addr": "", "retries": 0,
+ "health_check_interval": "1h", "passive": {"max_fails": 0}, "backends": ["http://%s"]}`, ln.Addr()))
+	resp, err := h.cl.Get("http://" + h.eng.Addr().String() + "/")
+	if err == nil {
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	testutil.WaitFor(t, 5*time.Second, "the request in the last minute", func() bool {
+		return h.eng.Backends()[0].LastMinute.Requests > 0
+	})
+	if lm := h.eng.Backends()[0].LastMinute; lm.Requests != 1 {
+		t.Errorf("requests %d errors %d, want 1 request", lm.Requests, lm.Errors)
+	}
 }

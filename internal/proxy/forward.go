@@ -151,8 +151,7 @@ func (c *clientConn) attempt(set *Settings, call *forward.Call, mem *pool.Member
 		uc, err = mem.Conns.Get(context.Background())
 	}
 	if err != nil {
-		p.ObserveFailure(mem, err)
-		c.backendError(mem, metrics.ErrConnect, err)
+		c.attemptFailed(p, mem, metrics.ErrConnect, err)
 		return forward.Result{Kind: forward.Connect, Err: err}
 	}
 	t0 := time.Now() // reset below once a streamed body has been sent
@@ -180,8 +179,7 @@ func (c *clientConn) attempt(set *Settings, call *forward.Call, mem *pool.Member
 			release(false)
 			return forward.Result{Kind: forward.Stale, Err: err}
 		}
-		p.ObserveFailure(mem, err)
-		c.backendError(mem, metrics.ErrTransport, err)
+		c.attemptFailed(p, mem, metrics.ErrTransport, err)
 		return forward.Result{Kind: forward.Reset, Err: err}
 	}
 	// Keep the request head in c.out (and any capacity grown): a retry on
@@ -241,22 +239,19 @@ func (c *clientConn) attempt(set *Settings, call *forward.Call, mem *pool.Member
 		if err := c.readResponseHead(uc, resp, cfg.ResponseHeaderTimeout); err != nil {
 			mem.Conns.Discard(uc)
 			if isTimeout(err) {
-				p.ObserveFailure(mem, err)
-				c.backendError(mem, metrics.ErrTimeout, err)
+				c.attemptFailed(p, mem, metrics.ErrTimeout, err)
 				return forward.Result{Kind: forward.Timeout, Err: err}
 			}
 			if errors.Is(err, h1.ErrBadStatusLine) || errors.Is(err, h1.ErrBadRespHeader) ||
 				errors.Is(err, h1.ErrBadRespLength) || errors.Is(err, h1.ErrRespTooLarge) {
-				p.ObserveFailure(mem, err)
-				c.backendError(mem, metrics.ErrTransport, err)
+				c.attemptFailed(p, mem, metrics.ErrTransport, err)
 				return forward.Result{Kind: forward.BadResponse, Err: err}
 			}
 			if uc.Reused && uc.R.W == 0 && !call.BodyStarted {
 				release(false)
 				return forward.Result{Kind: forward.Stale, Err: err}
 			}
-			p.ObserveFailure(mem, err)
-			c.backendError(mem, metrics.ErrTransport, err)
+			c.attemptFailed(p, mem, metrics.ErrTransport, err)
 			return forward.Result{Kind: forward.Reset, Err: err}
 		}
 		if resp.Status == 101 && ri.upgrade {
@@ -315,10 +310,20 @@ func (c *clientConn) attempt(set *Settings, call *forward.Call, mem *pool.Member
 	return forward.Result{Kind: forward.None, Status: resp.Status, Keep: keep}
 }
 
-// backendError counts a failed exchange with mem's backend (the client gets
-// a 502 or 504 for it unless a retry succeeds) and logs it.
-func (c *clientConn) backendError(mem *pool.Member, t metrics.ErrorType, err error) {
+// attemptFailed counts an attempt that got no response head from mem's
+// backend (the client gets a 502 or 504 for it unless a retry succeeds):
+// passive health, the backend's last minute (as a failed request), metrics
+// and the log.
+func (c *clientConn) attemptFailed(p *pool.Pool, mem *pool.Member, t metrics.ErrorType, err error) {
+	p.ObserveFailure(mem, err)
 	mem.Window.Record(time.Now(), -1, true)
+	c.backendError(mem, t, err)
+}
+
+// backendError counts a failed exchange with mem's backend and logs it. A
+// response that breaks after its head comes here too: its request is already
+// in the backend's last minute (recorded with the head).
+func (c *clientConn) backendError(mem *pool.Member, t metrics.ErrorType, err error) {
 	if mem.Metrics != nil {
 		mem.Metrics.Error(t)
 	}
