@@ -87,7 +87,9 @@ func acceptsStream(r *http.Request) bool {
 // client), else after ?since=, else with the next new event. A client that
 // is slower than the producers misses nothing still in the ring: it resumes
 // from its last ID. A comment line every heartbeat keeps an idle stream
-// alive. It ends when the client goes or the server closes.
+// alive. It ends when the client goes, the server closes or the admin
+// token changes (checked on each event and heartbeat), as the dashboard's
+// stream does.
 func (s *Server) stream(w http.ResponseWriter, r *http.Request, log *events.Log, hasSince bool, since uint64) {
 	last := log.LastID()
 	if hasSince {
@@ -115,7 +117,11 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, log *events.Log,
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf) // one line per event, ending in "\n"
 	enc.SetEscapeHTML(false)
+	auth := r.Header.Get("Authorization")
 	for {
+		if !s.authorized(auth) {
+			return // the admin token changed (reload): this stream's is void
+		}
 		changed := log.Changed() // before reading: an Add in between is not missed
 		evs := log.Since(last, streamBatch)
 		if len(evs) > 0 {

@@ -240,3 +240,31 @@ func TestEventStream(t *testing.T) {
 		}
 	}
 }
+
+// A stream opened with the admin token ends when the token changes (a
+// reload that rotates it), as new requests with the old one get 401.
+func TestEventStreamEndsWhenTokenChanges(t *testing.T) {
+	t.Parallel()
+	ctl := newEventCtl(1)
+	s := admin.New(ctl, prometheus.NewRegistry(), "old", quiet)
+	s.SetHeartbeat(20 * time.Millisecond)
+	st := openStream(t, serve(t, s)+"/admin/events", map[string]string{"Authorization": "Bearer old"})
+	if st.resp.StatusCode != 200 {
+		t.Fatalf("status %d, want 200", st.resp.StatusCode)
+	}
+	if l := st.next(); l != ": heartbeat" {
+		t.Fatalf("first line %q, want the heartbeat", l)
+	}
+	s.SetToken("new")
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case _, ok := <-st.lines:
+			if !ok {
+				return
+			}
+		case <-deadline:
+			t.Fatal("stream with the old token still open after the token changed")
+		}
+	}
+}

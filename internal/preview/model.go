@@ -39,7 +39,8 @@ type Model struct {
 	AdminAddr string `json:"admin_addr"`
 	LogFormat string `json:"log_format"`
 	// Settings are the other top-level keys that apply on reload, by key:
-	// log_level, access_log, access_log_format, shutdown_timeout and admin_token (a
+	// log_level, access_log, access_log_format, shutdown_timeout, tracing and
+	// tracing.*, and admin_token (a
 	// fingerprint, or "" when there is none).
 	Settings  map[string]string `json:"settings"`
 	Listeners []Listener        `json:"listeners"`
