@@ -401,10 +401,6 @@ func slowStartWeight(w int, window, since time.Duration) int {
 	return e
 }
 
-// hashStrategy reports strategies whose placement must not move with weights
-// (slow start does not apply to them: a ramp would remap keys twice).
-func hashStrategy(s string) bool { return s == "ip_hash" || s == "consistent_hash" }
-
 // loop is the pool's maintenance goroutine: it rebuilds the snapshot when
 // kicked (ejections), during slow-start ramps and when ejections expire, and
 // reaps idle upstream connections.
@@ -437,7 +433,9 @@ func (p *Pool) loop(ctx context.Context) {
 // rampingLocked reports whether some usable backend is within its slow-start
 // window.
 func (p *Pool) rampingLocked(now time.Time) bool {
-	if p.cfg.SlowStart <= 0 || hashStrategy(p.cfg.Strategy) {
+	// Hash placement must not move with weights: a slow-start ramp would
+	// remap keys twice.
+	if p.cfg.SlowStart <= 0 || balance.HashStrategy(p.cfg.Strategy) {
 		return false
 	}
 	for _, m := range p.order {

@@ -126,8 +126,8 @@ func (c *clientConn) Attempt(call *forward.Call, mem *pool.Member, fresh bool) f
 var continueResponse = []byte("HTTP/1.1 100 Continue\r\n\r\n")
 
 // attempt sends the request to one backend and, if a response head arrives,
-// relays the whole response. It returns failNone once the response has been
-// relayed (even partially: then keepClient is false).
+// relays the whole response. Once a response has been relayed (even
+// partially) its Kind is None; Keep says whether the client connection stays.
 func (c *clientConn) attempt(set *Settings, call *forward.Call, mem *pool.Member, ri *reqInfo, bodyLen int64, fresh bool) forward.Result {
 	p, snap := call.Pool, call.Snap
 	cfg := snap.Cfg
