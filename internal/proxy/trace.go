@@ -28,7 +28,7 @@ func (c *clientConn) startTrace(tr *tracing.Tracer, ri *reqInfo) {
 	if i := bytes.IndexByte(path, '?'); i >= 0 {
 		path = path[:i]
 	}
-	c.tr.ctx, c.tr.span = tr.Start((*traceCarrier)(&c.req), ri.method, string(path))
+	c.tr.ctx, c.tr.span = tr.Start((*traceCarrier)(&c.req), ri.method, path)
 }
 
 // endTrace ends the request's span (called from finish).

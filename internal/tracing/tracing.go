@@ -108,11 +108,16 @@ type Tracer struct {
 // A valid incoming traceparent makes the client's span the parent, and
 // its sampled flag decides (parent-based sampling); otherwise the
 // configured ratio does. The span of an unsampled request does not
-// record but still has a span context to propagate.
-func (t *Tracer) Start(carrier propagation.TextMapCarrier, method, path string) (context.Context, trace.Span) {
+// record but still has a span context to propagate; it gets no attributes
+// (the sampler, parent-based over a trace-ID ratio, reads none), so an
+// unsampled request does not pay for them.
+func (t *Tracer) Start(carrier propagation.TextMapCarrier, method string, path []byte) (context.Context, trace.Span) {
 	ctx := propagation.TraceContext{}.Extract(context.Background(), carrier)
-	return t.tr.Start(ctx, method, trace.WithSpanKind(trace.SpanKindServer),
-		trace.WithAttributes(t.listener, KeyMethod.String(method), KeyPath.String(path)))
+	ctx, span := t.tr.Start(ctx, method, trace.WithSpanKind(trace.SpanKindServer))
+	if span.IsRecording() {
+		span.SetAttributes(t.listener, KeyMethod.String(method), KeyPath.String(string(path)))
+	}
+	return ctx, span
 }
 
 // Inject writes the span's traceparent (and tracestate, when it has one)

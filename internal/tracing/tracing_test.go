@@ -36,7 +36,7 @@ func FuzzStart(f *testing.F) {
 	tr := p.Tracer("l")
 	f.Fuzz(func(t *testing.T, parent, state string) {
 		in := propagation.MapCarrier{"traceparent": parent, "tracestate": state}
-		ctx, span := tr.Start(in, "GET", "/")
+		ctx, span := tr.Start(in, "GET", []byte("/"))
 		out := propagation.MapCarrier{}
 		Inject(ctx, out)
 		sc := span.SpanContext()
