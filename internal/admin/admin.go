@@ -5,7 +5,6 @@ package admin
 import (
 	"context"
 	"crypto/subtle"
-	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/http/pprof"
@@ -88,7 +87,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path != "/healthz" && r.URL.Path != "/" && !s.authorized(r.Header.Get("Authorization")) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="fulcrum"`)
 		if api {
-			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "unauthorized: send Authorization: Bearer <admin token>"})
+			writeError(w, http.StatusUnauthorized, "unauthorized: send Authorization: Bearer <admin token>")
 			return
 		}
 		http.Error(w, "unauthorized", http.StatusUnauthorized)
@@ -148,12 +147,13 @@ func (s *Server) authorized(auth string) bool {
 }
 
 func (s *Server) reload(w http.ResponseWriter, r *http.Request) {
-	if dry, err := dryRun(r); err != nil || dry {
-		if err != nil {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
-		} else {
-			s.dryRun(w, r)
-		}
+	dry, err := dryRun(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if dry {
+		s.dryRun(w, r)
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -171,12 +171,9 @@ func (s *Server) reload(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) backends(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "application/json")
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
 	bs := s.ctl.Backends()
 	if bs == nil {
 		bs = []pool.Status{}
 	}
-	enc.Encode(bs)
+	writeJSON(w, http.StatusOK, bs)
 }

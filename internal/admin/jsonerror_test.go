@@ -22,6 +22,7 @@ func TestAdminErrorsAreJSON(t *testing.T) {
 		{"GET", "/admin/nope", "Bearer tok", http.StatusNotFound, ""},
 		{"DELETE", "/admin/backends", "Bearer tok", http.StatusMethodNotAllowed, "GET"},
 		{"GET", "/admin/reload", "Bearer tok", http.StatusMethodNotAllowed, "POST"},
+		{"GET", "/admin/routes", "Bearer tok", http.StatusNotFound, ""}, // fakeCtl has no routes
 	} {
 		resp, body := do(t, ts, tc.method, tc.path, tc.auth)
 		if resp.StatusCode != tc.status {

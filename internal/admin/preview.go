@@ -54,7 +54,7 @@ func dryRun(r *http.Request) (bool, error) {
 func (s *Server) dryRun(w http.ResponseWriter, r *http.Request) {
 	pv, ok := s.ctl.(Previewer)
 	if !ok {
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": "this server cannot preview a reload"})
+		writeError(w, http.StatusNotFound, "this server cannot preview a reload")
 		return
 	}
 	changes, warnings, err := pv.DryRun()
@@ -74,7 +74,7 @@ func (s *Server) dryRun(w http.ResponseWriter, r *http.Request) {
 func (s *Server) config(w http.ResponseWriter, r *http.Request) {
 	pv, ok := s.ctl.(Previewer)
 	if !ok {
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": "this server does not export its configuration"})
+		writeError(w, http.StatusNotFound, "this server does not export its configuration")
 		return
 	}
 	writeJSON(w, http.StatusOK, pv.ConfigModel())

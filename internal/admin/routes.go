@@ -2,7 +2,6 @@ package admin
 
 import (
 	"cmp"
-	"encoding/json"
 	"net/http"
 
 	"fulcrum/internal/config"
@@ -133,11 +132,8 @@ func viewRoutes(ls []config.Listener) []listenerView {
 func (s *Server) routes(w http.ResponseWriter, r *http.Request) {
 	rs, ok := s.ctl.(RouteSource)
 	if !ok {
-		http.Error(w, "no routes", http.StatusNotFound)
+		writeError(w, http.StatusNotFound, "this server has no routes to show")
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.Encode(viewRoutes(rs.Listeners()))
+	writeJSON(w, http.StatusOK, viewRoutes(rs.Listeners()))
 }
