@@ -72,7 +72,8 @@ func (a *againstFlags) preview(cfg *config.Config, path string, stdout, stderr i
 	if err != nil {
 		return fail("%v", err)
 	}
-	changes, err := preview.Diff(running, preview.FromConfig(cfg, running.Salt))
+	next := preview.FromConfig(cfg, running.Salt)
+	changes, err := preview.Diff(running, next)
 	if err != nil {
 		return fail("%v", err) // unreachable: the salt is the server's
 	}
@@ -82,7 +83,7 @@ func (a *againstFlags) preview(cfg *config.Config, path string, stdout, stderr i
 	if len(changes) == 0 {
 		fmt.Fprintln(stdout, "no changes")
 	}
-	if err := preview.Refused(running, preview.FromConfig(cfg, running.Salt)); err != nil {
+	if err := preview.Refused(running, next); err != nil {
 		return fail("the fulcrum at %s would refuse a reload to %s: %v", base, path, err)
 	}
 	return 0

@@ -18,15 +18,9 @@ func (e *Engine) DryRun() (changes []preview.Change, warnings []string, err erro
 	if e.opt.Loader == nil {
 		return nil, nil, errNoLoader
 	}
-	next, err := e.opt.Loader()
-	if err != nil {
-		return nil, nil, err
-	}
 	cur := e.Config()
-	if err := fixedKeys(cur, next); err != nil {
-		return nil, nil, err
-	}
-	if err := compileRoutes(next); err != nil {
+	next, err := e.loadNext(cur)
+	if err != nil {
 		return nil, nil, err
 	}
 	salt := preview.NewSalt()

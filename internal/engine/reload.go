@@ -43,25 +43,36 @@ func (e *Engine) Reload(ctx context.Context) (string, error) {
 
 func oneLine(s string) string { return strings.ReplaceAll(strings.TrimSpace(s), "\n", "; ") }
 
+// loadNext loads the configuration a reload would apply and checks it
+// against the running one cur: keys only a restart can change, and routes
+// that compile (config.Load compiled them already). Reload and DryRun share
+// it.
+func (e *Engine) loadNext(cur *config.Config) (*config.Config, error) {
+	next, err := e.opt.Loader()
+	if err != nil {
+		return nil, err
+	}
+	if err := fixedKeys(cur, next); err != nil {
+		return nil, err
+	}
+	if err := compileRoutes(next); err != nil {
+		return nil, err
+	}
+	return next, nil
+}
+
 func (e *Engine) reload() (string, error) {
 	e.reloadMu.Lock()
 	defer e.reloadMu.Unlock()
 	if e.opt.Loader == nil {
 		return "", errNoLoader
 	}
-	next, err := e.opt.Loader()
-	if err != nil {
-		e.reloadResult(false)
-		return "", err
-	}
 	old := e.cur.Load()
-	if err := fixedKeys(old.cfg, next); err != nil {
-		e.reloadResult(false)
-		return "", err
-	}
-	// Everything that can fail happens before anything changes: the routes
-	// compile (config.Load compiled them already) and new addresses bind.
-	if err := compileRoutes(next); err != nil {
+	// Everything that can fail happens before anything changes: the file
+	// loads, keeps what only a restart can change, its routes compile, the
+	// tracing pipeline builds and new addresses bind.
+	next, err := e.loadNext(old.cfg)
+	if err != nil {
 		e.reloadResult(false)
 		return "", err
 	}
