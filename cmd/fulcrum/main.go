@@ -217,6 +217,10 @@ func validate(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cfg, err := config.Load(*configPath, ov)
+	if err == nil {
+		// The certificates too: start-up would refuse what does not load.
+		err = engine.CheckCertificates(cfg)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "%v\n", err)
 		fmt.Fprintf(stderr, "fulcrum validate: %s is NOT valid\n", *configPath)

@@ -67,6 +67,7 @@ type Entry struct {
 	Backend   string // backend: host:port of the last backend tried; "" when none
 	Retries   int    // retries: attempts on another backend after a failed one
 	TLS       string // tls: the TLS version ("TLSv1.3"); "" on plain connections
+	SNI       string // sni: the server name the TLS client asked for; "" when none
 	Referer   []byte // referer: the Referer field
 	UserAgent []byte // user_agent: the User-Agent field
 }

@@ -59,7 +59,7 @@ func TestJSON(t *testing.T) {
 		"host": "api.example.com", "uri": "/v1/users?id=7", "protocol": "HTTP/1.1", "status": 200.0,
 		"bytes_in": 120.0, "bytes_out": 345.0, "duration_ms": 12.345, "upstream_ms": 9.876,
 		"listener": "public", "route": "api-v1", "pool": "api", "backend": "10.0.0.1:8080",
-		"retries": 1.0, "tls": "", "referer": "https://example.com/", "user_agent": "curl/8.5.0",
+		"retries": 1.0, "tls": "", "sni": "", "referer": "https://example.com/", "user_agent": "curl/8.5.0",
 	}
 	if len(m) != len(want) {
 		t.Errorf("keys: got %d, want %d: %s", len(m), len(want), line)
@@ -119,7 +119,7 @@ func TestText(t *testing.T) {
 		"host": "api.example.com", "uri": "/v1/users?id=7", "protocol": "HTTP/1.1", "status": "200",
 		"bytes_in": "120", "bytes_out": "345", "duration_ms": "12.345", "upstream_ms": "9.876",
 		"listener": "public", "route": "api-v1", "pool": "", "backend": "10.0.0.1:8080",
-		"retries": "1", "tls": "", "referer": "https://example.com/", "user_agent": "Mozilla/5.0 (X11; \"quoted\")",
+		"retries": "1", "tls": "", "sni": "", "referer": "https://example.com/", "user_agent": "Mozilla/5.0 (X11; \"quoted\")",
 	}
 	if len(m) != len(want) {
 		t.Errorf("keys: got %d, want %d: %s", len(m), len(want), line)

@@ -103,6 +103,9 @@ func buildListener(c *checker, o *object, name string) Listener {
 	}
 	l.TrustedProxies = buildTrustedProxies(c, o.at("trusted_proxies"), o.take("trusted_proxies"))
 	l.RequestID, _ = o.boolean("request_id", true)
+	if v := o.take("tls"); v != nil {
+		l.TLS = buildTLS(c, o.at("tls"), v)
+	}
 
 	lim := &l.Limits
 	lim.ReadHeaderTimeout, _ = o.duration("read_header_timeout", 10*time.Second, true)

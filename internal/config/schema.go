@@ -47,6 +47,12 @@ func build(root *value, c *checker, baseDir string) *Config {
 		cfg = buildFull(c, top)
 	} else {
 		l := buildListener(c, top, "default")
+		if ft := buildFlatTLS(c, top); ft != nil {
+			if l.TLS != nil {
+				c.add("tls_cert_file", "conflicts with tls; give the certificate in one of them")
+			}
+			l.TLS = ft
+		}
 		l.Routes = []route.Spec{{Pool: "default"}}
 		cfg = &Config{Listeners: []Listener{l}, Pools: []Pool{buildPool(c, top, "default")}, Flat: true}
 	}
@@ -55,6 +61,7 @@ func build(root *value, c *checker, baseDir string) *Config {
 		listen = cfg.Listeners[0].Listen
 	}
 	buildAdmin(c, top, cfg, listen, baseDir)
+	resolveTLSFiles(cfg, baseDir)
 	if !cfg.Flat && cfg.AdminAddr != "" {
 		for i := 1; i < len(cfg.Listeners); i++ {
 			if sameListener(cfg.AdminAddr, cfg.Listeners[i].Listen) {

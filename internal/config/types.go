@@ -51,6 +51,8 @@ type Listener struct {
 	RequestID bool
 	Limits    Limits
 	RateLimit *RateLimit // nil = off
+	// TLS terminates HTTPS on this listener; nil = plain HTTP.
+	TLS *TLS
 	// Routes in order, at least one. Every pool a route names (Pool or a
 	// Split target) exists in Config.Pools; route.Compile accepts them.
 	Routes []route.Spec

@@ -53,6 +53,7 @@ type listener struct {
 	listen string // listen_addr as configured
 	ln     net.Listener
 	srv    *proxy.Server
+	tls    *proxy.TLS    // nil: plain HTTP
 	done   chan struct{} // closed when Serve returned
 }
 
@@ -106,6 +107,11 @@ func New(cfg *config.Config, opt Options) (*Engine, error) {
 		}
 		e.tracing = p
 	}
+	certs, err := loadCerts(cfg)
+	if err != nil {
+		e.stopTracing(context.Background(), e.tracing)
+		return nil, err
+	}
 	run := &running{cfg: cfg}
 	for i := range cfg.Listeners {
 		lc := &cfg.Listeners[i]
@@ -132,10 +138,12 @@ func New(cfg *config.Config, opt Options) (*Engine, error) {
 			for _, l := range run.listeners {
 				l.ln.Close()
 			}
+			closeTLS(run.listeners)
 			e.stopTracing(context.Background(), e.tracing)
 			return nil, fmt.Errorf("listeners[%d] (%s): %w", i, lc.Name, err)
 		}
-		l.srv = proxy.New(e.settings(cfg, lc), rt, e.proxyOptions())
+		e.applyTLS(l, lc, certs[i])
+		l.srv = proxy.New(e.settings(cfg, lc, l), rt, e.proxyOptions())
 	}
 	e.cur.Store(run)
 	return e, nil
@@ -236,6 +244,7 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 		for _, u := range run.pools {
 			u.pool.Stop()
 		}
+		closeTLS(run.listeners)
 		e.stopTracing(ctx, e.tracing)
 		return nil
 	}
@@ -262,6 +271,7 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 		case <-time.After(time.Second):
 		}
 	}
+	closeTLS(run.listeners)
 	// Every request has finished (or been cut off): export their spans.
 	e.stopTracing(ctx, e.tracing)
 	e.cancel()

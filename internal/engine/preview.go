@@ -20,6 +20,9 @@ func (e *Engine) DryRun() (changes []preview.Change, warnings []string, err erro
 	}
 	cur := e.Config()
 	next, err := e.loadNext(cur)
+	if err == nil {
+		_, err = loadCerts(next) // what the reload would refuse
+	}
 	if err != nil {
 		return nil, nil, err
 	}

@@ -76,6 +76,12 @@ func (e *Engine) reload() (string, error) {
 		e.reloadResult(false)
 		return "", err
 	}
+	certs, err := loadCerts(next)
+	if err != nil {
+		e.certsFailed(old, err)
+		e.reloadResult(false)
+		return "", err
+	}
 	tp, tpReplaced, err := e.nextTracing(next)
 	if err != nil {
 		e.reloadResult(false)
@@ -144,11 +150,12 @@ func (e *Engine) reload() (string, error) {
 			// name exists (config.Load checked).
 			panic(fmt.Sprintf("engine: routes of listener %s: %v", lc.Name, err))
 		}
+		e.applyTLS(l, lc, certs[i])
 		if l.srv == nil {
-			l.srv = proxy.New(e.settings(next, lc), rt, e.proxyOptions())
+			l.srv = proxy.New(e.settings(next, lc, l), rt, e.proxyOptions())
 			e.serve(l)
 		} else {
-			l.srv.Update(e.settings(next, lc), rt)
+			l.srv.Update(e.settings(next, lc, l), rt)
 		}
 	}
 	e.cur.Store(run)
@@ -210,6 +217,7 @@ func (e *Engine) retire(ls []*listener, us []*upstream, cfg *config.Config) {
 		}
 		<-l.done
 	}
+	closeTLS(ls)
 	for _, u := range us {
 		u.pool.Drain(ctx)
 		u.pool.Stop()

@@ -14,9 +14,11 @@ import (
 const tracingFlushTimeout = 5 * time.Second
 
 // settings returns the proxy settings of listener lc of cfg, with the
-// listener's tracer when tracing is on. Callers hold reloadMu (or run in New).
-func (e *Engine) settings(cfg *config.Config, lc *config.Listener) *proxy.Settings {
+// listener's tracer when tracing is on and l's TLS side. Callers hold
+// reloadMu (or run in New).
+func (e *Engine) settings(cfg *config.Config, lc *config.Listener, l *listener) *proxy.Settings {
 	s := proxy.SettingsOf(cfg, lc)
+	s.TLS = l.tls
 	if e.tracing != nil {
 		s.Tracer = e.tracing.Tracer(lc.Name)
 	}

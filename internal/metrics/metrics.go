@@ -107,6 +107,7 @@ type Metrics struct {
 	sticky   counterCache
 	rejected counterCache
 	admin    counterCache // fulcrum_admin_actions_total{action}
+	tls      *tlsMetrics
 
 	reloadOK, reloadFailed prometheus.Counter
 	panics                 prometheus.Counter
@@ -221,7 +222,9 @@ func New(reg prometheus.Registerer, src BackendSource) *Metrics {
 	m.reloadOK = reloads.WithLabelValues("success")
 	m.reloadFailed = reloads.WithLabelValues("failure")
 
+	m.tls = newTLSMetrics()
 	cs := []prometheus.Collector{
+		m.tls.handshakes, m.tls.notAfter, m.tls.reloadFailed,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.requests, m.duration, m.response, m.errors,

@@ -199,7 +199,8 @@ func TestSettingsCover(t *testing.T) {
 pools:
   p: {backends: ["http://10.0.0.1:80"], sticky: {type: cookie}, health_check: {type: http}}
 listeners:
-  - {name: l, listen_addr: "127.0.0.1:8080", rate_limit: {requests_per_second: 10}, routes: [{pool: p}]}
+  - {name: l, listen_addr: "127.0.0.1:8080", rate_limit: {requests_per_second: 10}, routes: [{pool: p}],
+     tls: {certificates: [{cert_file: /a.pem, key_file: /a.key}], client_auth: {ca_file: /ca.pem}}}
 tracing: {otlp_endpoint: "http://127.0.0.1:4318"}
 `)
 	baseModel := FromConfig(base, testSalt)
@@ -221,6 +222,9 @@ tracing: {otlp_endpoint: "http://127.0.0.1:4318"}
 		cfg.Pools[0].Sticky, cfg.Listeners[0].RateLimit = &st, &rl
 		tr := *base.Tracing
 		cfg.Tracing = &tr
+		tl, ca := *base.Listeners[0].TLS, *base.Listeners[0].TLS.ClientAuth
+		tl.ClientAuth, tl.Certificates = &ca, slices.Clone(tl.Certificates)
+		cfg.Listeners[0].TLS = &tl
 		mutate(&cfg)
 		if reflect.DeepEqual(FromConfig(&cfg, testSalt), baseModel) {
 			t.Errorf("changing %s does not change the model", path)

@@ -60,6 +60,21 @@ func listenerSettings(l *config.Listener) map[string]string {
 		s["rate_limit.burst"] = strconv.Itoa(r.Burst)
 		s["rate_limit.key"] = hashKeyString(r.Key)
 	}
+	s["tls"] = "off"
+	if t := l.TLS; t != nil {
+		s["tls"] = "on"
+		files := make([]string, len(t.Certificates))
+		for i, c := range t.Certificates {
+			files[i] = c.CertFile + "+" + c.KeyFile
+		}
+		s["tls.certificates"] = strings.Join(files, ",")
+		s["tls.min_version"] = t.MinVersion
+		s["tls.strict_sni"] = strconv.FormatBool(t.StrictSNI)
+		s["tls.client_auth"] = "off"
+		if ca := t.ClientAuth; ca != nil {
+			s["tls.client_auth"] = ca.Mode + " " + ca.CAFile
+		}
+	}
 	return s
 }
 

@@ -136,7 +136,7 @@ func (s *Server) writeAccess(c *clientConn, mem *pool.Member, ri *reqInfo, statu
 		BytesIn: int64(a.headLen) + a.bodyIn, BytesOut: c.tc.Written - a.outStart,
 		Duration: d, Upstream: a.upstream, Listener: set.Listener,
 		Referer: a.get(a.referer), UserAgent: a.get(a.agent),
-		TLS: ri.tls,
+		TLS: tlsVersionName(c.tlsVersion), SNI: c.tlsSNI,
 	}
 	if ri.minor == 0 {
 		e.Protocol = "HTTP/1.0"

@@ -101,7 +101,7 @@ func TestAccessLogFormats(t *testing.T) {
 				"uri": "/p/q?x=1", "protocol": "HTTP/1.1", "status": "200",
 				"bytes_in": strconv.Itoa(len(req)), "bytes_out": strconv.Itoa(len(resp)),
 				"listener": "default", "route": "default/0", "pool": "default", "backend": be.Addr(),
-				"retries": "0", "tls": "", "referer": "http://ref.example/a", "user_agent": "probe/1.0",
+				"retries": "0", "tls": "", "sni": "", "referer": "http://ref.example/a", "user_agent": "probe/1.0",
 			}
 			var got map[string]string
 			switch format {

@@ -59,6 +59,10 @@ type clientConn struct {
 	tryFn  func(uintptr) bool
 	rn     int
 	rerr   error
+	// tlsVersion and tlsSNI describe a TLS connection after its handshake
+	// (tlsVersion 0: plain HTTP).
+	tlsVersion uint16
+	tlsSNI     string
 	// served counts requests on this connection.
 	served int
 	// relaying is set once the current request's response started.
@@ -283,6 +287,11 @@ func (c *clientConn) serve() {
 			return
 		}
 		if c.served == 0 {
+			if t := set.TLS; t != nil && c.tlsVersion == 0 {
+				if !c.handshake(set, t) {
+					return
+				}
+			}
 			if set.Limits.ReadHeaderTimeout > 0 {
 				// A new connection must send its first request head within
 				// read_header_timeout, counted from the accept.

@@ -183,6 +183,8 @@ version:
 	dst = append(dst, "\r\nX-Forwarded-Proto: "...)
 	if v := h1.Get(req.Headers, "X-Forwarded-Proto"); trusted && len(v) > 0 {
 		dst = append(dst, v...)
+	} else if c.tlsVersion != 0 {
+		dst = append(dst, "https"...)
 	} else {
 		dst = append(dst, "http"...)
 	}

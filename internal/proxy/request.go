@@ -24,14 +24,13 @@ type reqInfo struct {
 	expect     bool
 	accessLog  bool       // access_log as the request started (a reload meanwhile does not change it)
 	client     netip.Addr // the client address (resolved behind trusted proxies), for the access log
-	tls        string     // the client connection's TLS version ("TLSv1.3"), "" on plain TCP; for the access log
 	entry      *entry     // the route; nil when none matched
 	up         *Upstream  // the pool the route chose; nil for fulcrum's own answers
 	splitSet   uint64     // FULCRUM_SPLIT value to set, 0 for none
 	sticky     *sticky    // the pool's session persistence as the request started; nil if none
 	stickyIdx  int        // member index pinned by session persistence, -1 if none
 	stickyRes  stickyResult
-	https      bool   // a trusted proxy reported X-Forwarded-Proto: https
+	https      bool   // a TLS listener, or a trusted proxy reported X-Forwarded-Proto: https
 	appCookie  []byte // app_cookie value seen in the request (aliases c.appCookie)
 }
 
@@ -54,7 +53,9 @@ func (c *clientConn) handle(set *Settings) (keep bool) {
 	ri.isHead = ri.method == "HEAD"
 	ri.idempotent = ri.method == "GET" || ri.method == "HEAD" || ri.method == "OPTIONS" ||
 		h1.Get(req.Headers, "Idempotency-Key") != nil
-	if len(set.TrustedProxies) > 0 && c.peerTrusted(set) {
+	if c.tlsVersion != 0 {
+		ri.https = true
+	} else if len(set.TrustedProxies) > 0 && c.peerTrusted(set) {
 		ri.https = h1.EqualFold(h1.Get(req.Headers, "X-Forwarded-Proto"), "https")
 	}
 	if tr := set.Tracer; tr != nil {

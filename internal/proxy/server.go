@@ -6,6 +6,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
@@ -41,6 +42,9 @@ type Settings struct {
 	// request path does not touch OpenTelemetry. SettingsOf leaves it nil:
 	// the engine, which owns the tracing pipeline, sets it.
 	Tracer *tracing.Tracer
+	// TLS terminates TLS on this listener; nil = plain HTTP. The engine
+	// sets it (it owns the certificates across reloads).
+	TLS *TLS
 }
 
 // SettingsOf returns the settings of listener lc of cfg.
@@ -177,6 +181,14 @@ func (s *Server) Serve(ln net.Listener) error {
 			return err
 		}
 		backoff = 0
+		if t := s.settings.Load().TLS; t != nil {
+			tc, err := wrapTLS(nc, t)
+			if err != nil {
+				nc.Close()
+				continue
+			}
+			nc = tc
+		}
 		c := s.newConn(nc, peer)
 		if c == nil {
 			continue
@@ -225,8 +237,11 @@ func (s *Server) reject(nc net.Conn, reason string) {
 	if s.metrics != nil {
 		s.metrics.Rejected(reason)
 	}
-	nc.SetWriteDeadline(time.Now().Add(time.Second))
-	nc.Write(connLimitResponse)
+	if _, isTLS := nc.(*tls.Conn); !isTLS {
+		// (A TLS client would read the answer as a broken record.)
+		nc.SetWriteDeadline(time.Now().Add(time.Second))
+		nc.Write(connLimitResponse)
+	}
 	nc.Close()
 }
 

@@ -1,6 +1,9 @@
 package proxy
 
-import "syscall"
+import (
+	"crypto/tls"
+	"syscall"
+)
 
 // bareSock is a client connection accepted as a bare descriptor
 // (rawio.Sock, Linux): it enters Go's poller only when it has to wait.
@@ -14,6 +17,12 @@ type bareSock interface {
 // is shut down, so that its owner wakes and closes it (closing it here
 // could free its number under the owner); other connections are closed.
 func (c *clientConn) kick() {
+	if tc, ok := c.nc.(*tls.Conn); ok {
+		if k, ok := tc.NetConn().(bareSock); ok {
+			k.Kick()
+			return
+		}
+	}
 	if k, ok := c.nc.(bareSock); ok {
 		k.Kick()
 		return

@@ -101,8 +101,8 @@ func (s *sticky) lookup(c *clientConn, snap *pool.Snapshot, client netip.Addr) (
 // setCookie appends the Set-Cookie value pinning the client to mem, or returns
 // dst unchanged when no cookie is needed.
 //
-// httpsClient says the client connection is HTTPS: a trusted proxy in front
-// reported X-Forwarded-Proto: https (fulcrum has no TLS listener yet). With
+// httpsClient says the client connection is HTTPS: it came to a TLS
+// listener, or a trusted proxy in front reported X-Forwarded-Proto: https. With
 // secure "auto" the cookie is Secure then, and whenever SameSite=None, which
 // browsers accept only with Secure.
 func (s *sticky) setCookie(dst []byte, res stickyResult, used int, pinned int, snap *pool.Snapshot, resp *h1.Response, requestCookie []byte, httpsClient bool) []byte {

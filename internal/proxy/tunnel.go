@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"crypto/tls"
 	"io"
 	"net"
 	"time"
@@ -28,7 +29,11 @@ func (c *clientConn) tunnel(uc *upstream.Conn, resp *h1.Response, set *Settings)
 	uc.T.ArmWrite(0)
 	// A tunnel may idle for hours, so it has no inactivity deadline; TCP
 	// keep-alive probes find a client that vanished without a FIN.
-	switch nc := c.nc.(type) {
+	under := c.nc
+	if tc, ok := under.(*tls.Conn); ok {
+		under = tc.NetConn() // in the poller since accept (wrapTLS)
+	}
+	switch nc := under.(type) {
 	case *net.TCPConn:
 		nc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: 60 * time.Second, Interval: 15 * time.Second, Count: 4})
 	case tunnelSock:

@@ -1,0 +1,74 @@
+package engine
+
+import (
+	"fmt"
+
+	"fulcrum/internal/config"
+	"fulcrum/internal/proxy"
+	"fulcrum/internal/tlsfront"
+)
+
+// loadCerts reads the certificates of every TLS listener of cfg, before
+// anything is started or changed; certs[i] is nil for a plain listener.
+func loadCerts(cfg *config.Config) ([]*tlsfront.Certs, error) {
+	certs := make([]*tlsfront.Certs, len(cfg.Listeners))
+	for i := range cfg.Listeners {
+		lc := &cfg.Listeners[i]
+		if lc.TLS == nil {
+			continue
+		}
+		c, err := tlsfront.Load(lc.TLS)
+		if err != nil {
+			if cfg.Flat {
+				return nil, fmt.Errorf("tls: %w", err)
+			}
+			return nil, fmt.Errorf("listeners[%d] (%s): tls: %w", i, lc.Name, err)
+		}
+		certs[i] = c
+	}
+	return certs, nil
+}
+
+// CheckCertificates loads the certificates of cfg's TLS listeners and
+// reports the first that would stop start-up (for fulcrum validate).
+func CheckCertificates(cfg *config.Config) error {
+	_, err := loadCerts(cfg)
+	return err
+}
+
+// applyTLS gives listener l the certificates c of its configuration lc (nil:
+// plain HTTP), keeping its Front (and so its file watcher) across reloads.
+func (e *Engine) applyTLS(l *listener, lc *config.Listener, c *tlsfront.Certs) {
+	switch {
+	case c == nil:
+		if l.tls != nil {
+			l.tls.Front.Close()
+			l.tls = nil
+		}
+	case l.tls == nil:
+		l.tls = proxy.NewTLS(lc.Name, tlsfront.New(lc.Name, c, e.log, e.opt.Metrics), e.opt.Metrics)
+	default:
+		l.tls.Front.Install(c)
+	}
+}
+
+// certsFailed records a reload's certificate error on the listeners that
+// keep serving their old certificates.
+func (e *Engine) certsFailed(run *running, err error) {
+	for _, l := range run.listeners {
+		if l.tls != nil {
+			l.tls.Front.Failed(err)
+			return
+		}
+	}
+	e.log.Error("certificate load failed", "err", err)
+}
+
+// closeTLS stops the certificate watchers of ls.
+func closeTLS(ls []*listener) {
+	for _, l := range ls {
+		if l.tls != nil {
+			l.tls.Front.Close()
+		}
+	}
+}

@@ -1,0 +1,120 @@
+package engine_test
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"fulcrum/internal/config"
+	"fulcrum/internal/engine"
+	"fulcrum/internal/testutil"
+)
+
+func tlsCfg(backend string, leaf *testutil.Leaf) string {
+	return fmt.Sprintf(`{"admin_addr": "", "health_check_interval": "1h", "backends": [%q],
+ "listen_addr": "127.0.0.1:0", "tls_cert_file": %q, "tls_key_file": %q}`, backend, leaf.CertFile, leaf.KeyFile)
+}
+
+// An HTTPS listener terminates TLS, tells the backend X-Forwarded-Proto:
+// https, and a reload with a broken certificate keeps the old one serving.
+func TestTLSListenerEndToEnd(t *testing.T) {
+	t.Parallel()
+	proto := make(chan string, 8)
+	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case proto <- r.Header.Get("X-Forwarded-Proto"):
+		default:
+		}
+		io.WriteString(w, "hello")
+	}))
+	defer be.Close()
+	ca := testutil.NewCA(t)
+	leaf := ca.Issue("site", []string{"site.test"}, time.Now().Add(30*24*time.Hour), false)
+	h := start(t, tlsCfg(be.URL, leaf))
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool, ServerName: "site.test"}}
+	defer tr.CloseIdleConnections()
+	cl := &http.Client{Transport: tr, Timeout: 5 * time.Second}
+	url := "https://" + h.eng.Addr().String() + "/"
+	get := func() (string, *tls.ConnectionState) {
+		t.Helper()
+		resp, err := cl.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b), resp.TLS
+	}
+	body, st := get()
+	if body != "hello" || st == nil || st.Version != tls.VersionTLS13 {
+		t.Fatalf("body %q, TLS %+v", body, st)
+	}
+	if p := <-proto; p != "https" {
+		t.Errorf("X-Forwarded-Proto %q, want https", p)
+	}
+	testutil.WaitFor(t, 5*time.Second, "handshake counted", func() bool {
+		return testutil.Counter(t, h.reg, "fulcrum_tls_handshakes_total", "result", "ok") >= 1
+	})
+	// Plain HTTP on the TLS port is refused and counted, and never reaches the backend.
+	resp, err := http.Get("http://" + h.eng.Addr().String() + "/")
+	if err != nil {
+		t.Fatal("plain HTTP on the TLS listener:", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 400 {
+		t.Errorf("plain HTTP on the TLS listener: %d, want 400", resp.StatusCode)
+	}
+	select {
+	case p := <-proto:
+		t.Errorf("a plain request on the TLS port reached the backend (%q)", p)
+	default:
+	}
+
+	// A reload whose certificate is broken fails and keeps the old one.
+	os.WriteFile(leaf.CertFile, []byte("garbage"), 0o600)
+	if _, err := h.eng.Reload(context.Background()); err == nil || !strings.Contains(err.Error(), leaf.CertFile) {
+		t.Fatalf("reload with a broken certificate: %v, want an error naming %s", err, leaf.CertFile)
+	}
+	tr.CloseIdleConnections()
+	if body, _ := get(); body != "hello" {
+		t.Fatalf("after the failed reload: %q", body)
+	}
+	// A good new certificate on reload: new handshakes get it.
+	next := ca.Issue("site", []string{"site.test"}, time.Now().Add(60*24*time.Hour), false)
+	if _, err := h.eng.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	tr.CloseIdleConnections()
+	if _, st := get(); !st.PeerCertificates[0].Equal(next.Cert) {
+		t.Error("after the reload the old certificate is still served")
+	}
+	if v := testutil.Gauge(t, h.reg, "fulcrum_tls_certificate_not_after_seconds", "name", "site.test"); int64(v) != next.Cert.NotAfter.Unix() {
+		t.Errorf("not_after gauge %v, want %d", v, next.Cert.NotAfter.Unix())
+	}
+}
+
+// A certificate that cannot be loaded stops start-up with an error naming it.
+func TestTLSStartupError(t *testing.T) {
+	t.Parallel()
+	ca := testutil.NewCA(t)
+	leaf := ca.Issue("site", []string{"site.test"}, time.Now().Add(30*24*time.Hour), false)
+	other := ca.Issue("other", []string{"other.test"}, time.Now().Add(30*24*time.Hour), false)
+	path := t.TempDir() + "/fulcrum.json"
+	writeFile(t, path, fmt.Sprintf(`{"admin_addr": "", "backends": ["http://127.0.0.1:9"], "listen_addr": "127.0.0.1:0",
+ "tls_cert_file": %q, "tls_key_file": %q}`, leaf.CertFile, other.KeyFile))
+	c, err := config.Load(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := engine.New(c, engine.Options{Logger: quiet}); err == nil || !strings.Contains(err.Error(), other.KeyFile) {
+		t.Fatalf("mismatched key: %v, want an error naming %s", err, other.KeyFile)
+	}
+}
+
