@@ -117,4 +117,3 @@ func TestTLSStartupError(t *testing.T) {
 		t.Fatalf("mismatched key: %v, want an error naming %s", err, other.KeyFile)
 	}
 }
-
