@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -116,4 +117,31 @@ func TestTLSStartupError(t *testing.T) {
 	if _, err := engine.New(c, engine.Options{Logger: quiet}); err == nil || !strings.Contains(err.Error(), other.KeyFile) {
 		t.Fatalf("mismatched key: %v, want an error naming %s", err, other.KeyFile)
 	}
+}
+
+// A client that never finishes its handshake is cut off at
+// read_header_timeout and counted as a timeout.
+func TestTLSHandshakeTimeout(t *testing.T) {
+	t.Parallel()
+	ca := testutil.NewCA(t)
+	leaf := ca.Issue("site", []string{"site.test"}, time.Now().Add(30*24*time.Hour), false)
+	cfg := strings.Replace(tlsCfg("http://127.0.0.1:9", leaf), `"listen_addr"`, `"read_header_timeout": "300ms", "listen_addr"`, 1)
+	h := start(t, cfg)
+	c, err := net.Dial("tcp", h.eng.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write([]byte{0x16, 0x03, 0x01}) // the start of a ClientHello record, then silence
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	startAt := time.Now()
+	if _, err := io.ReadAll(c); err != nil {
+		t.Fatalf("the server did not close the connection: %v", err)
+	}
+	if d := time.Since(startAt); d > 3*time.Second {
+		t.Errorf("closed after %v, want about read_header_timeout (300ms)", d)
+	}
+	testutil.WaitFor(t, 5*time.Second, "timeout counted", func() bool {
+		return testutil.Counter(t, h.reg, "fulcrum_tls_handshakes_total", "result", "timeout") == 1
+	})
 }

@@ -287,15 +287,20 @@ func (c *clientConn) serve() {
 			return
 		}
 		if c.served == 0 {
+			var deadline time.Time
+			if set.Limits.ReadHeaderTimeout > 0 {
+				deadline = time.Now().Add(set.Limits.ReadHeaderTimeout)
+			}
 			if t := set.TLS; t != nil && c.tlsVersion == 0 {
-				if !c.handshake(set, t) {
+				if !c.handshake(t, deadline) {
 					return
 				}
 			}
-			if set.Limits.ReadHeaderTimeout > 0 {
-				// A new connection must send its first request head within
-				// read_header_timeout, counted from the accept.
-				c.tc.SetReadDeadline(time.Now().Add(set.Limits.ReadHeaderTimeout))
+			if !deadline.IsZero() {
+				// A new connection must finish its TLS handshake and send its
+				// first request head within read_header_timeout, counted from
+				// the accept.
+				c.tc.SetReadDeadline(deadline)
 			}
 			if err := c.waitAndRead(); err != nil {
 				return

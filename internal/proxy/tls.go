@@ -13,14 +13,15 @@ import (
 // TLS is a TLS listener's handshake side: the certificates (kept across
 // reloads by the engine) and the handshake counters.
 type TLS struct {
-	Front *tlsfront.Front
+	Front    *tlsfront.Front
+	listener string
 	// counters by result, looked up once
 	counts map[string]interface{ Inc() }
 }
 
 // NewTLS returns the TLS side of listener over f.
 func NewTLS(listener string, f *tlsfront.Front, m *metrics.Metrics) *TLS {
-	t := &TLS{Front: f, counts: map[string]interface{ Inc() }{}}
+	t := &TLS{Front: f, listener: listener, counts: map[string]interface{ Inc() }{}}
 	if m != nil {
 		for _, r := range []string{metrics.HandshakeOK, metrics.HandshakeNoCertificate, metrics.HandshakeBadClientHello,
 			metrics.HandshakeUnknownSNI, metrics.HandshakeTimeout, metrics.HandshakeClientAuth, metrics.HandshakeOther} {
@@ -45,11 +46,9 @@ func wrapTLS(nc net.Conn, t *TLS) (net.Conn, error) {
 // handshake completes a new TLS connection's handshake, bounded by
 // read_header_timeout from the accept like a plain connection's first
 // request head. Failures are counted, and logged only at debug level.
-func (c *clientConn) handshake(set *Settings, t *TLS) bool {
+func (c *clientConn) handshake(t *TLS, deadline time.Time) bool {
 	tc := c.nc.(*tls.Conn)
-	if d := set.Limits.ReadHeaderTimeout; d > 0 {
-		tc.SetDeadline(time.Now().Add(d))
-	}
+	tc.SetDeadline(deadline)
 	err := tc.Handshake()
 	r := tlsfront.Result(err)
 	if ctr := t.counts[r]; ctr != nil {
@@ -62,7 +61,7 @@ func (c *clientConn) handshake(set *Settings, t *TLS) bool {
 			rh.Conn.SetWriteDeadline(time.Now().Add(time.Second))
 			rh.Conn.Write(plainOnTLSResponse)
 		}
-		c.srv.log.Debug("TLS handshake failed", "listener", set.Listener, "peer", c.peer, "result", r, "err", err)
+		c.srv.log.Debug("TLS handshake failed", "listener", t.listener, "peer", c.peer, "result", r, "err", err)
 		return false
 	}
 	st := tc.ConnectionState()
