@@ -145,3 +145,41 @@ func TestTLSHandshakeTimeout(t *testing.T) {
 		return testutil.Counter(t, h.reg, "fulcrum_tls_handshakes_total", "result", "timeout") == 1
 	})
 }
+
+// A reload that turns a plain listener into a TLS one keeps its open plain
+// connections working; new connections speak TLS.
+func TestTLSReloadPlainToTLS(t *testing.T) {
+	t.Parallel()
+	be := startBackends(t, "web")
+	ca := testutil.NewCA(t)
+	leaf := ca.Issue("site", []string{"site.test"}, time.Now().Add(30*24*time.Hour), false)
+	plain := fmt.Sprintf(`{"admin_addr": "", "health_check_interval": "1h", "backends": [%q], "listen_addr": "127.0.0.1:0"}`, be[0].url)
+	h := start(t, plain)
+	addr := h.eng.Addr().String()
+	get := func(cl *http.Client, url string) string {
+		t.Helper()
+		resp, err := cl.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	if b := get(h.cl, "http://"+addr+"/"); b != "web" {
+		t.Fatalf("plain: %q", b)
+	}
+	writeFile(t, h.path, tlsCfg(be[0].url, leaf))
+	if _, err := h.eng.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// The same keep-alive connection (h.cl keeps it) still speaks plain HTTP.
+	if b := get(h.cl, "http://"+addr+"/"); b != "web" {
+		t.Fatalf("open plain connection after the reload: %q", b)
+	}
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool, ServerName: "site.test"}}
+	defer tr.CloseIdleConnections()
+	if b := get(&http.Client{Transport: tr, Timeout: 5 * time.Second}, "https://"+addr+"/"); b != "web" {
+		t.Fatalf("new TLS connection: %q", b)
+	}
+}

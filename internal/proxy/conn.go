@@ -63,6 +63,9 @@ type clientConn struct {
 	// (tlsVersion 0: plain HTTP).
 	tlsVersion uint16
 	tlsSNI     string
+	// tls is the TLS side the connection was accepted with (nil: plain);
+	// a reload that adds or removes a listener's TLS leaves it alone.
+	tls *TLS
 	// served counts requests on this connection.
 	served int
 	// relaying is set once the current request's response started.
@@ -291,7 +294,7 @@ func (c *clientConn) serve() {
 			if set.Limits.ReadHeaderTimeout > 0 {
 				deadline = time.Now().Add(set.Limits.ReadHeaderTimeout)
 			}
-			if t := set.TLS; t != nil && c.tlsVersion == 0 {
+			if t := c.tls; t != nil && c.tlsVersion == 0 {
 				if !c.handshake(t, deadline) {
 					return
 				}

@@ -181,7 +181,8 @@ func (s *Server) Serve(ln net.Listener) error {
 			return err
 		}
 		backoff = 0
-		if t := s.settings.Load().TLS; t != nil {
+		t := s.settings.Load().TLS
+		if t != nil {
 			tc, err := wrapTLS(nc, t)
 			if err != nil {
 				nc.Close()
@@ -193,6 +194,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		if c == nil {
 			continue
 		}
+		c.tls = t
 		s.workers.serve(c)
 	}
 }
