@@ -43,16 +43,7 @@ func TestTLSListenerEndToEnd(t *testing.T) {
 	defer tr.CloseIdleConnections()
 	cl := &http.Client{Transport: tr, Timeout: 5 * time.Second}
 	url := "https://" + h.eng.Addr().String() + "/"
-	get := func() (string, *tls.ConnectionState) {
-		t.Helper()
-		resp, err := cl.Get(url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return string(b), resp.TLS
-	}
+	get := func() (string, *tls.ConnectionState) { return getBody(t, cl, url) }
 	body, st := get()
 	if body != "hello" || st == nil || st.Version != tls.VersionTLS13 {
 		t.Fatalf("body %q, TLS %+v", body, st)
@@ -156,16 +147,7 @@ func TestTLSReloadPlainToTLS(t *testing.T) {
 	plain := fmt.Sprintf(`{"admin_addr": "", "health_check_interval": "1h", "backends": [%q], "listen_addr": "127.0.0.1:0"}`, be[0].url)
 	h := start(t, plain)
 	addr := h.eng.Addr().String()
-	get := func(cl *http.Client, url string) string {
-		t.Helper()
-		resp, err := cl.Get(url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return string(b)
-	}
+	get := func(cl *http.Client, url string) string { b, _ := getBody(t, cl, url); return b }
 	if b := get(h.cl, "http://"+addr+"/"); b != "web" {
 		t.Fatalf("plain: %q", b)
 	}
@@ -182,4 +164,16 @@ func TestTLSReloadPlainToTLS(t *testing.T) {
 	if b := get(&http.Client{Transport: tr, Timeout: 5 * time.Second}, "https://"+addr+"/"); b != "web" {
 		t.Fatalf("new TLS connection: %q", b)
 	}
+}
+
+// getBody GETs url and returns the body and the TLS state (nil over plain HTTP).
+func getBody(t *testing.T, cl *http.Client, url string) (string, *tls.ConnectionState) {
+	t.Helper()
+	resp, err := cl.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b), resp.TLS
 }
