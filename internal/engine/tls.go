@@ -46,7 +46,7 @@ func (e *Engine) applyTLS(l *listener, lc *config.Listener, c *tlsfront.Certs) {
 			l.tls = nil
 		}
 	case l.tls == nil:
-		l.tls = proxy.NewTLS(lc.Name, tlsfront.New(lc.Name, c, e.log, e.opt.Metrics), e.opt.Metrics)
+		l.tls = proxy.NewTLS(lc.Name, tlsfront.New(lc.Name, c, e.log, e.opt.Metrics, e.opt.Events), e.opt.Metrics)
 	default:
 		l.tls.Front.Install(c)
 	}

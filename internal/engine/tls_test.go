@@ -87,6 +87,17 @@ func TestTLSListenerEndToEnd(t *testing.T) {
 	if _, st := get(); !st.PeerCertificates[0].Equal(next.Cert) {
 		t.Error("after the reload the old certificate is still served")
 	}
+	var kinds []string
+	for _, ev := range h.eng.Events().Since(0, 100) {
+		if ev.Kind == "certificate" {
+			kinds = append(kinds, ev.Message)
+		}
+	}
+	if got := strings.Join(kinds, "\n"); !strings.Contains(got, "loaded at start: site.test until") ||
+		!strings.Contains(got, "certificate load failed, the old certificates keep serving: tls: cert_file "+leaf.CertFile) ||
+		!strings.Contains(got, "1 certificates reloaded: site.test until") {
+		t.Errorf("certificate events:\n%s", got)
+	}
 	if v := testutil.Gauge(t, h.reg, "fulcrum_tls_certificate_not_after_seconds", "name", "site.test"); int64(v) != next.Cert.NotAfter.Unix() {
 		t.Errorf("not_after gauge %v, want %d", v, next.Cert.NotAfter.Unix())
 	}

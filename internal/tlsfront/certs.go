@@ -138,6 +138,18 @@ func names(leaf *x509.Certificate) []string {
 	return nil
 }
 
+// summary lists each certificate's name and expiry, for events.
+func (cs *certSet) summary() string {
+	var b strings.Builder
+	for i, c := range cs.all {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s until %s", label(c, i), c.Leaf.NotAfter.UTC().Format(time.RFC3339))
+	}
+	return b.String()
+}
+
 // label is the certificate's name in the expiry metric: its first DNS name.
 func label(c *tls.Certificate, i int) string {
 	if n := names(c.Leaf); len(n) > 0 {

@@ -3,6 +3,7 @@ package tlsfront
 import (
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"fulcrum/internal/config"
+	"fulcrum/internal/events"
 	"fulcrum/internal/metrics"
 )
 
@@ -24,6 +26,7 @@ type Front struct {
 	listener string
 	log      *slog.Logger
 	metrics  *metrics.Metrics
+	events   *events.Log
 
 	mu   sync.Mutex // serialises Update and the watcher
 	spec *config.TLS
@@ -55,9 +58,10 @@ func Load(spec *config.TLS) (*Certs, error) {
 }
 
 // New starts serving c for listener, and watches its files.
-func New(listener string, c *Certs, log *slog.Logger, m *metrics.Metrics) *Front {
-	f := &Front{listener: listener, log: log, metrics: m, spec: c.spec, stop: make(chan struct{})}
-	f.install(c.cs)
+// ev (may be nil) receives a certificate event at every load and failure.
+func New(listener string, c *Certs, log *slog.Logger, m *metrics.Metrics, ev *events.Log) *Front {
+	f := &Front{listener: listener, log: log, metrics: m, events: ev, spec: c.spec, stop: make(chan struct{})}
+	f.install(c.cs, "loaded at start")
 	f.conf = &tls.Config{GetConfigForClient: f.configFor}
 	go f.watch()
 	return f
@@ -69,7 +73,7 @@ func (f *Front) Install(c *Certs) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.spec = c.spec
-	f.install(c.cs)
+	f.install(c.cs, "reloaded")
 }
 
 // Failed records that loading the certificates for a reload failed; the
@@ -87,10 +91,12 @@ func (f *Front) configFor(h *tls.ClientHelloInfo) (*tls.Config, error) {
 	return cs.conf, nil
 }
 
-func (f *Front) install(cs *certSet) {
+func (f *Front) install(cs *certSet, why string) {
 	for _, w := range cs.warnings {
 		f.log.Warn(w, "listener", f.listener)
+		f.event(w)
 	}
+	f.event(fmt.Sprintf("%d certificates %s: %s", len(cs.all), why, cs.summary()))
 	f.cur.Store(cs)
 	if f.metrics != nil {
 		na := map[string]float64{}
@@ -104,7 +110,15 @@ func (f *Front) install(cs *certSet) {
 	}
 }
 
+// event records msg, prefixed with the listener, in the event log.
+func (f *Front) event(msg string) {
+	if f.events != nil {
+		f.events.Add(events.KindCertificate, "", "", "listener "+f.listener+": "+msg)
+	}
+}
+
 func (f *Front) failed(err error) {
+	f.event("certificate load failed, the old certificates keep serving: " + err.Error())
 	f.reloadErrors.Add(1)
 	if f.metrics != nil {
 		f.metrics.CertificateReloadFailed(f.listener)
@@ -148,7 +162,7 @@ func (f *Front) watch() {
 				f.failed(err)
 			} else {
 				lastFailed = nil
-				f.install(next)
+				f.install(next, "reloaded after a file change")
 				f.log.Info("certificates reloaded after a file change", "listener", f.listener)
 			}
 		}
