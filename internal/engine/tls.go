@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"errors"
 	"fmt"
 
 	"fulcrum/internal/config"
@@ -8,8 +9,18 @@ import (
 	"fulcrum/internal/tlsfront"
 )
 
+// certError is a listener's certificate load failure.
+type certError struct {
+	listen string // the listener's listen_addr
+	err    error
+}
+
+func (e *certError) Error() string { return e.err.Error() }
+func (e *certError) Unwrap() error { return e.err }
+
 // loadCerts reads the certificates of every TLS listener of cfg, before
 // anything is started or changed; certs[i] is nil for a plain listener.
+// The error is a *certError.
 func loadCerts(cfg *config.Config) ([]*tlsfront.Certs, error) {
 	certs := make([]*tlsfront.Certs, len(cfg.Listeners))
 	for i := range cfg.Listeners {
@@ -20,9 +31,11 @@ func loadCerts(cfg *config.Config) ([]*tlsfront.Certs, error) {
 		c, err := tlsfront.Load(lc.TLS)
 		if err != nil {
 			if cfg.Flat {
-				return nil, fmt.Errorf("tls: %w", err)
+				err = fmt.Errorf("tls: %w", err)
+			} else {
+				err = fmt.Errorf("listeners[%d] (%s): tls: %w", i, lc.Name, err)
 			}
-			return nil, fmt.Errorf("listeners[%d] (%s): tls: %w", i, lc.Name, err)
+			return nil, &certError{listen: lc.Listen, err: err}
 		}
 		certs[i] = c
 	}
@@ -52,16 +65,19 @@ func (e *Engine) applyTLS(l *listener, lc *config.Listener, c *tlsfront.Certs) {
 	}
 }
 
-// certsFailed records a reload's certificate error on the listeners that
-// keep serving their old certificates.
+// certsFailed records a reload's certificate error on the running listener
+// at the failing one's address, which keeps its old certificates; a new
+// or so far plain listener has none, and the reload's error says it all.
 func (e *Engine) certsFailed(run *running, err error) {
+	var ce *certError
+	if !errors.As(err, &ce) {
+		return
+	}
 	for _, l := range run.listeners {
-		if l.tls != nil {
+		if l.listen == ce.listen && l.tls != nil {
 			l.tls.Front.Failed(err)
-			return
 		}
 	}
-	e.log.Error("certificate load failed", "err", err)
 }
 
 // closeTLS stops the certificate watchers of ls.

@@ -74,6 +74,9 @@ func TestTLSListenerEndToEnd(t *testing.T) {
 	if _, err := h.eng.Reload(context.Background()); err == nil || !strings.Contains(err.Error(), leaf.CertFile) {
 		t.Fatalf("reload with a broken certificate: %v, want an error naming %s", err, leaf.CertFile)
 	}
+	if n := testutil.Counter(t, h.reg, "fulcrum_tls_certificate_reload_errors_total", "listener", "default"); n != 1 {
+		t.Errorf("reload errors of listener default: %v, want 1", n)
+	}
 	tr.CloseIdleConnections()
 	if body, _ := get(); body != "hello" {
 		t.Fatalf("after the failed reload: %q", body)
@@ -187,4 +190,25 @@ func getBody(t *testing.T, cl *http.Client, url string) (string, *tls.Connection
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return string(b), resp.TLS
+}
+
+// A sticky cookie under secure "auto" is Secure on a TLS listener.
+func TestTLSStickyCookieSecure(t *testing.T) {
+	t.Parallel()
+	be := startBackends(t, "web")
+	ca := testutil.NewCA(t)
+	leaf := ca.Issue("site", []string{"site.test"}, time.Now().Add(30*24*time.Hour), false)
+	cfg := strings.Replace(tlsCfg(be[0].url, leaf), `"listen_addr"`, `"sticky": {"type": "cookie"}, "listen_addr"`, 1)
+	h := start(t, cfg)
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool, ServerName: "site.test"}}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr, Timeout: 5 * time.Second}).Get("https://" + h.eng.Addr().String() + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	cs := resp.Cookies()
+	if len(cs) != 1 || !cs[0].Secure {
+		t.Fatalf("sticky cookie on a TLS listener: %v, want one Secure cookie", resp.Header["Set-Cookie"])
+	}
 }

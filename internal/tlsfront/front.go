@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -147,14 +148,10 @@ func (f *Front) watch() {
 		f.mu.Lock()
 		cs := f.cur.Load()
 		now := make([]stamp, len(cs.stamps))
-		changed := false
 		for i, s := range cs.stamps {
 			now[i] = stampOf(s.name)
-			if now[i] != s {
-				changed = true
-			}
 		}
-		if changed && !equalStamps(now, lastFailed) {
+		if !slices.Equal(now, cs.stamps) && !slices.Equal(now, lastFailed) {
 			if next, err := load(f.spec, time.Now()); err != nil {
 				// Certificate and key are often written one after the
 				// other: report a failure once per state of the files.
@@ -168,18 +165,6 @@ func (f *Front) watch() {
 		}
 		f.mu.Unlock()
 	}
-}
-
-func equalStamps(a, b []stamp) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // Result classifies a handshake error for fulcrum_tls_handshakes_total.

@@ -182,6 +182,20 @@ func TestClientAuth(t *testing.T) {
 	if _, err := dial(addr, &tls.Config{ServerName: "a.test", RootCAs: ca.Pool, Certificates: []tls.Certificate{kp}}); err != nil {
 		t.Fatalf("client with a certificate: %v", err)
 	}
+	// verify_if_given: no certificate is fine, a certificate from another CA is not.
+	spec.ClientAuth.Mode = "verify_if_given"
+	addr, _ = serve(t, newFront(t, spec))
+	if _, err := dial(addr, &tls.Config{ServerName: "a.test", RootCAs: ca.Pool}); err != nil {
+		t.Errorf("verify_if_given without a client certificate: %v", err)
+	}
+	other := testutil.NewCA(t).Issue("stranger", []string{"stranger.test"}, time.Now().Add(24*time.Hour), false)
+	okp, err := tls.X509KeyPair(other.CertPEM, other.KeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dial(addr, &tls.Config{ServerName: "a.test", RootCAs: ca.Pool, Certificates: []tls.Certificate{okp}}); err == nil {
+		t.Error("verify_if_given accepted a client certificate from an unknown CA")
+	}
 }
 
 func TestLoadErrorsNameTheFile(t *testing.T) {
