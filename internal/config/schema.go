@@ -62,6 +62,7 @@ func build(root *value, c *checker, baseDir string) *Config {
 	}
 	buildAdmin(c, top, cfg, listen, baseDir)
 	resolveTLSFiles(cfg, baseDir)
+	checkACMEListeners(c, cfg)
 	if !cfg.Flat && cfg.AdminAddr != "" {
 		for i := 1; i < len(cfg.Listeners); i++ {
 			if sameListener(cfg.AdminAddr, cfg.Listeners[i].Listen) {

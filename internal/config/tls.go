@@ -15,6 +15,8 @@ type TLS struct {
 	// (alert unrecognized_name) instead of serving the first certificate.
 	StrictSNI  bool
 	ClientAuth *ClientAuth // nil = no client certificates asked for
+	// ACME obtains certificates for its domains automatically; nil = none.
+	ACME *ACME
 }
 
 // CertFiles is one certificate chain and its private key, PEM files.
@@ -68,11 +70,11 @@ func buildTLS(c *checker, path string, v *value) *TLS {
 			t.ClientAuth = ca
 		}
 	}
-	if o.take("acme") != nil {
-		c.add(o.at("acme"), "automatic certificates (ACME) are not available in this version of fulcrum; give certificates as files")
+	if av := o.take("acme"); av != nil {
+		t.ACME = buildACME(c, o.at("acme"), av)
 	}
-	if len(t.Certificates) == 0 && !o.present("acme") {
-		c.add(o.at("certificates"), "required: at least one {cert_file, key_file}")
+	if len(t.Certificates) == 0 && t.ACME == nil {
+		c.add(o.at("certificates"), "required: at least one {cert_file, key_file}, or an acme block")
 	}
 	o.done()
 	return t
@@ -125,6 +127,10 @@ func resolveTLSFiles(cfg *Config, baseDir string) {
 		}
 		if t.ClientAuth != nil {
 			abs(&t.ClientAuth.CAFile)
+		}
+		if t.ACME != nil {
+			abs(&t.ACME.CAFile)
+			abs(&t.ACME.StorageDir)
 		}
 	}
 }

@@ -34,7 +34,6 @@ func TestTLSErrors(t *testing.T) {
 		{`"tls": {}`, "tls.certificates: required"},
 		{`"tls": {"certificates": [{"cert_file": "/a"}]}`, "tls.certificates[0].key_file: required"},
 		{`"tls": {"certificates": [{"cert_file": "/a", "key_file": "/b"}], "min_version": "1.1"}`, "tls.min_version"},
-		{`"tls": {"certificates": [{"cert_file": "/a", "key_file": "/b"}], "acme": {"domains": ["x"]}}`, "tls.acme: automatic certificates (ACME) are not available"},
 		{`"tls": {"certificates": [{"cert_file": "/a", "key_file": "/b"}], "strict": true}`, "tls.strict: unknown key"},
 		{`"tls": {"certificates": [{"cert_file": "/a", "key_file": "/b"}], "client_auth": {"ca_file": "/c", "mode": "optional"}}`, "tls.client_auth.mode"},
 		{`"tls_cert_file": "/a"`, "tls_key_file: required"},

@@ -39,6 +39,9 @@ type Options struct {
 	AccessLog io.Writer
 	// Tracing tunes the tracing pipeline (tests shorten its batch timeout).
 	Tracing tracing.Options
+	// ACMERenewCheck overrides how often ACME certificates are checked for
+	// renewal (tests); 0 = acme.RenewCheckInterval.
+	ACMERenewCheck time.Duration
 }
 
 // listenConfig turns TCP keep-alive probes off on client connections:

@@ -3,6 +3,8 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"net"
+	"slices"
 
 	"fulcrum/internal/config"
 	"fulcrum/internal/proxy"
@@ -37,6 +39,7 @@ func loadCerts(cfg *config.Config) ([]*tlsfront.Certs, error) {
 			}
 			return nil, &certError{listen: lc.Listen, err: err}
 		}
+		c.TLSAddr, c.HTTPAddr = lc.Listen, plainAddr(cfg)
 		certs[i] = c
 	}
 	return certs, nil
@@ -59,7 +62,8 @@ func (e *Engine) applyTLS(l *listener, lc *config.Listener, c *tlsfront.Certs) {
 			l.tls = nil
 		}
 	case l.tls == nil:
-		l.tls = proxy.NewTLS(lc.Name, tlsfront.New(lc.Name, c, e.log, e.opt.Metrics, e.opt.Events), e.opt.Metrics)
+		f := tlsfront.New(lc.Name, c, tlsfront.Options{Log: e.log, Metrics: e.opt.Metrics, Events: e.opt.Events, RenewCheck: e.opt.ACMERenewCheck})
+		l.tls = proxy.NewTLS(lc.Name, f, e.opt.Metrics)
 	default:
 		l.tls.Front.Install(c)
 	}
@@ -87,4 +91,33 @@ func closeTLS(ls []*listener) {
 			l.tls.Front.Close()
 		}
 	}
+}
+
+// plainAddr is where ACME's http-01 challenge is answered: a plain-HTTP
+// listener's address, one on port 80 if there is one; "" if none.
+func plainAddr(cfg *config.Config) string {
+	addr := ""
+	for _, l := range cfg.Listeners {
+		if l.TLS != nil {
+			continue
+		}
+		if _, port, err := net.SplitHostPort(l.Listen); err == nil && port == "80" {
+			return l.Listen
+		}
+		if addr == "" {
+			addr = l.Listen
+		}
+	}
+	return addr
+}
+
+// hasHTTP01 reports whether any TLS listener of cfg obtains certificates
+// with the http-01 challenge, which every plain listener then answers.
+func hasHTTP01(cfg *config.Config) bool {
+	for _, l := range cfg.Listeners {
+		if l.TLS != nil && l.TLS.ACME != nil && slices.Contains(l.TLS.ACME.Challenges, "http-01") {
+			return true
+		}
+	}
+	return false
 }

@@ -98,7 +98,7 @@ func TestTLSListenerEndToEnd(t *testing.T) {
 	}
 	if got := strings.Join(kinds, "\n"); !strings.Contains(got, "loaded at start: site.test until") ||
 		!strings.Contains(got, "certificate load failed, the old certificates keep serving: tls: cert_file "+leaf.CertFile) ||
-		!strings.Contains(got, "1 certificates reloaded: site.test until") {
+		!strings.Contains(got, "1 certificate reloaded: site.test until") {
 		t.Errorf("certificate events:\n%s", got)
 	}
 	if v := testutil.Gauge(t, h.reg, "fulcrum_tls_certificate_not_after_seconds", "name", "site.test"); int64(v) != next.Cert.NotAfter.Unix() {

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"fulcrum/internal/acme"
 	"time"
 
 	"fulcrum/internal/config"
@@ -19,6 +20,9 @@ const tracingFlushTimeout = 5 * time.Second
 func (e *Engine) settings(cfg *config.Config, lc *config.Listener, l *listener) *proxy.Settings {
 	s := proxy.SettingsOf(cfg, lc)
 	s.TLS = l.tls
+	if l.tls == nil && hasHTTP01(cfg) {
+		s.ACME = acme.HTTPChallenge
+	}
 	if e.tracing != nil {
 		s.Tracer = e.tracing.Tracer(lc.Name)
 	}

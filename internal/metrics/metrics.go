@@ -224,7 +224,7 @@ func New(reg prometheus.Registerer, src BackendSource) *Metrics {
 
 	m.tls = newTLSMetrics()
 	cs := []prometheus.Collector{
-		m.tls.handshakes, m.tls.notAfter, m.tls.reloadFailed,
+		m.tls.handshakes, m.tls.notAfter, m.tls.reloadFailed, m.tls.acmeOrders,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.requests, m.duration, m.response, m.errors,

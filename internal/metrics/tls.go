@@ -19,10 +19,17 @@ type tlsMetrics struct {
 	notAfter   *prometheus.GaugeVec   // fulcrum_tls_certificate_not_after_seconds{listener, name}
 	// fulcrum_tls_certificate_reload_errors_total{listener}
 	reloadFailed *prometheus.CounterVec
+	acmeOrders   *prometheus.CounterVec // fulcrum_acme_orders_total{result}
 }
 
+// ACME order results (fulcrum_acme_orders_total{result}).
+const (
+	ACMEOrderOK    = "ok"
+	ACMEOrderError = "error"
+)
+
 func newTLSMetrics() *tlsMetrics {
-	return &tlsMetrics{
+	t := &tlsMetrics{
 		handshakes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "fulcrum_tls_handshakes_total",
 			Help: "TLS handshakes on TLS listeners, by listener and result (ok, no_certificate, bad_client_hello, unknown_sni, timeout, client_auth, other).",
@@ -35,8 +42,19 @@ func newTLSMetrics() *tlsMetrics {
 			Name: "fulcrum_tls_certificate_reload_errors_total",
 			Help: "Certificate reloads (on reload or after a file change) that failed, by listener; the old certificates kept serving.",
 		}, []string{"listener"}),
+		acmeOrders: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fulcrum_acme_orders_total",
+			Help: "ACME certificate orders (first issuance and renewal), by result (ok, error); a failed order is retried with back-off.",
+		}, []string{labelResult}),
 	}
+	t.acmeOrders.WithLabelValues(ACMEOrderOK)
+	t.acmeOrders.WithLabelValues(ACMEOrderError)
+	return t
 }
+
+// ACMEOrder counts a finished ACME order with result (ACMEOrderOK or
+// ACMEOrderError).
+func (m *Metrics) ACMEOrder(result string) { m.tls.acmeOrders.WithLabelValues(result).Inc() }
 
 // Handshakes returns the counter of listener's handshakes with result, to
 // be looked up once per listener and result, not per handshake.

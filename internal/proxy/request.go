@@ -34,6 +34,9 @@ type reqInfo struct {
 	appCookie  []byte // app_cookie value seen in the request (aliases c.appCookie)
 }
 
+// acmeChallengePath is where ACME CAs ask for http-01 answers.
+var acmeChallengePath = []byte("/.well-known/acme-challenge/")
+
 // handle serves the request whose head is in c.req: listener-level checks,
 // then the route, then its action.
 func (c *clientConn) handle(set *Settings) (keep bool) {
@@ -66,6 +69,11 @@ func (c *clientConn) handle(set *Settings) (keep bool) {
 	ri.accessLog = set.AccessLog
 	c.beginAccess(set)
 
+	if set.ACME != nil && bytes.HasPrefix(req.Target, acmeChallengePath) {
+		if key, ok := set.ACME(ri.method, string(authority(req)), string(req.Target)); ok {
+			return c.respond(ri, start, 200, "text/plain", key, nil)
+		}
+	}
 	// Rate limiting happens before anything else touches a backend.
 	if lim := c.srv.limiter.Load(); lim != nil {
 		if ok, retry := lim.allow(c.rateKey(lim, clientIP), start); !ok {

@@ -45,6 +45,10 @@ type Settings struct {
 	// TLS terminates TLS on this listener; nil = plain HTTP. The engine
 	// sets it (it owns the certificates across reloads).
 	TLS *TLS
+	// ACME answers a CA's http-01 challenge (method, Host, target) with its
+	// key authorization, before routing; nil = no ACME http-01 configured.
+	// The engine sets it on plain listeners.
+	ACME func(method, host, target string) (string, bool)
 }
 
 // SettingsOf returns the settings of listener lc of cfg.

@@ -65,10 +65,17 @@ func (c *clientConn) handshake(t *TLS, deadline time.Time) bool {
 		return false
 	}
 	st := tc.ConnectionState()
+	if st.NegotiatedProtocol == acmeTLSProto {
+		// A CA's tls-alpn-01 validation: the handshake was the answer.
+		return false
+	}
 	c.tlsVersion, c.tlsSNI = st.Version, st.ServerName
 	tc.SetWriteDeadline(time.Time{})
 	return true
 }
+
+// acmeTLSProto is the ALPN protocol of ACME's tls-alpn-01 validation.
+const acmeTLSProto = "acme-tls/1"
 
 var plainOnTLSResponse = []byte("HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 44\r\nConnection: close\r\n\r\nThis port speaks HTTPS; use https:// to it.\n")
 

@@ -74,7 +74,7 @@ func load(spec *config.TLS, now time.Time) (*certSet, error) {
 			cs.warnings = append(cs.warnings, fmt.Sprintf("certificate %s expires at %s, in less than 7 days", cf.CertFile, leaf.NotAfter.UTC().Format(time.RFC3339)))
 		}
 	}
-	if len(cs.all) == 0 {
+	if len(cs.all) == 0 && spec.ACME == nil {
 		return nil, errors.New("no certificates")
 	}
 	base := baseConfig(spec)
@@ -95,13 +95,8 @@ func load(spec *config.TLS, now time.Time) (*certSet, error) {
 		}
 	}
 	cs.refuse = base.Clone()
+	// The Front that installs cs sets GetCertificate (it also asks ACME).
 	cs.conf = base
-	cs.conf.GetCertificate = func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
-		if c := cs.pick(h); c != nil {
-			return c, nil
-		}
-		return cs.all[0], nil
-	}
 	return cs, nil
 }
 

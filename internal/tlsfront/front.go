@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"fulcrum/internal/acme"
 	"fulcrum/internal/config"
 	"fulcrum/internal/events"
 	"fulcrum/internal/metrics"
@@ -33,6 +34,13 @@ type Front struct {
 	spec *config.TLS
 	cur  atomic.Pointer[certSet]
 	conf *tls.Config
+	acme atomic.Pointer[acmeState] // nil: no acme block
+	// expiryMu serialises publishing the expiry gauges (a reload and an
+	// ACME renewal may do it at once).
+	expiryMu sync.Mutex
+	// renewCheck overrides how often ACME certificates are checked for
+	// renewal (tests); 0 = acme.RenewCheckInterval.
+	renewCheck time.Duration
 
 	// reloadErrors counts certificate loads that failed after start-up
 	// (the old certificates kept serving).
@@ -47,23 +55,44 @@ type Front struct {
 type Certs struct {
 	cs   *certSet
 	spec *config.TLS
+	// TLSAddr is the listener's address and HTTPAddr a plain-HTTP
+	// listener's ("" if none): where ACME challenges are answered.
+	TLSAddr, HTTPAddr string
 }
 
-// Load reads and checks spec's files. An error names the file.
+// Load reads and checks spec's files (and the acme block's ca_file and
+// storage_dir). An error names the file. Nothing is started.
 func Load(spec *config.TLS) (*Certs, error) {
 	cs, err := load(spec, time.Now())
 	if err != nil {
 		return nil, err
 	}
+	if spec.ACME != nil {
+		if err := acme.Check(spec.ACME); err != nil {
+			return nil, err
+		}
+	}
 	return &Certs{cs: cs, spec: spec}, nil
 }
 
-// New starts serving c for listener, and watches its files.
-// ev (may be nil) receives a certificate event at every load and failure.
-func New(listener string, c *Certs, log *slog.Logger, m *metrics.Metrics, ev *events.Log) *Front {
-	f := &Front{listener: listener, log: log, metrics: m, events: ev, spec: c.spec, stop: make(chan struct{})}
+// Options are a Front's optional settings.
+type Options struct {
+	Log     *slog.Logger
+	Metrics *metrics.Metrics // may be nil
+	Events  *events.Log      // may be nil: certificate events at every load and failure
+	// RenewCheck overrides how often ACME certificates are checked for
+	// renewal (tests); 0 = acme.RenewCheckInterval.
+	RenewCheck time.Duration
+}
+
+// New starts serving c for listener, watches its files and, with an acme
+// block, starts obtaining its certificates.
+func New(listener string, c *Certs, opt Options) *Front {
+	f := &Front{listener: listener, log: opt.Log, metrics: opt.Metrics, events: opt.Events,
+		renewCheck: opt.RenewCheck, spec: c.spec, stop: make(chan struct{})}
 	f.install(c.cs, "loaded at start")
 	f.conf = &tls.Config{GetConfigForClient: f.configFor}
+	f.setACME(c)
 	go f.watch()
 	return f
 }
@@ -75,6 +104,7 @@ func (f *Front) Install(c *Certs) {
 	defer f.mu.Unlock()
 	f.spec = c.spec
 	f.install(c.cs, "reloaded")
+	f.setACME(c)
 }
 
 // Failed records that loading the certificates for a reload failed; the
@@ -86,7 +116,13 @@ func (f *Front) Config() *tls.Config { return f.conf }
 
 func (f *Front) configFor(h *tls.ClientHelloInfo) (*tls.Config, error) {
 	cs := f.cur.Load()
-	if cs.strict && cs.pick(h) == nil {
+	st := f.acme.Load()
+	if st != nil {
+		if c := st.m.ALPNConfig(h); c != nil {
+			return c, nil
+		}
+	}
+	if cs.strict && cs.pick(h) == nil && (st == nil || !st.m.Manages(h.ServerName)) {
 		return cs.refuse, nil
 	}
 	return cs.conf, nil
@@ -97,18 +133,20 @@ func (f *Front) install(cs *certSet, why string) {
 		f.log.Warn(w, "listener", f.listener)
 		f.event(w)
 	}
-	f.event(fmt.Sprintf("%d certificates %s: %s", len(cs.all), why, cs.summary()))
-	f.cur.Store(cs)
-	if f.metrics != nil {
-		na := map[string]float64{}
-		for i, c := range cs.all {
-			n := label(c, i)
-			if t := float64(c.Leaf.NotAfter.Unix()); na[n] == 0 || t < na[n] {
-				na[n] = t
-			}
-		}
-		f.metrics.SetCertificates(f.listener, na)
+	if len(cs.all) > 0 {
+		f.event(fmt.Sprintf("%s %s: %s", plural(len(cs.all), "certificate"), why, cs.summary()))
 	}
+	cs.conf.GetCertificate = f.getCertificate
+	f.cur.Store(cs)
+	f.refreshExpiry()
+}
+
+// plural is "1 certificate", "2 certificates".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 // event records msg, prefixed with the listener, in the event log.
@@ -130,8 +168,17 @@ func (f *Front) failed(err error) {
 // ReloadErrors is the number of failed certificate loads since start-up.
 func (f *Front) ReloadErrors() int64 { return f.reloadErrors.Load() }
 
-// Close stops the file watcher.
-func (f *Front) Close() { f.stopOnce.Do(func() { close(f.stop) }) }
+// Close stops the file watcher and ACME.
+func (f *Front) Close() {
+	f.stopOnce.Do(func() {
+		close(f.stop)
+		f.mu.Lock()
+		if st := f.acme.Swap(nil); st != nil {
+			st.m.Stop()
+		}
+		f.mu.Unlock()
+	})
+}
 
 // watch re-reads the files when one of them changes on disk (certbot and
 // cert-manager replace them in place).
@@ -179,6 +226,9 @@ func Result(err error) string {
 	var rh tls.RecordHeaderError
 	if errors.As(err, &rh) {
 		return metrics.HandshakeBadClientHello
+	}
+	if errors.Is(err, ErrNoCertificate) {
+		return metrics.HandshakeNoCertificate
 	}
 	msg := err.Error()
 	switch {

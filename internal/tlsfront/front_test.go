@@ -74,7 +74,7 @@ func newFront(t *testing.T, spec *config.TLS) *tlsfront.Front {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := tlsfront.New("public", c, quiet, nil, nil)
+	f := tlsfront.New("public", c, tlsfront.Options{Log: quiet})
 	t.Cleanup(f.Close)
 	return f
 }
