@@ -31,8 +31,9 @@ import (
 
 // RenewCheckInterval is how often the certificates are checked for
 // renewal: often enough that a 3-minute certificate, renewed after 2
-// minutes, is renewed before it expires.
-const RenewCheckInterval = 15 * time.Second
+// minutes, is renewed then (certmagic also renews whenever less than five
+// check intervals are left).
+const RenewCheckInterval = 10 * time.Second
 
 // ALPNProto is the protocol a CA's tls-alpn-01 validation offers.
 const ALPNProto = acmez.ACMETLS1Protocol
