@@ -103,7 +103,7 @@ type Pool struct {
 	mu      sync.Mutex // guards the fields below; slow path only
 	cfg     *config.Pool
 	idle    time.Duration
-	tls     *tls.Config        // the client TLS of https backends in use
+	tls     *tls.Config        // the client TLS given to New or Update (nil: defTLS)
 	defTLS  *tls.Config        // the client TLS when New or Update is given none
 	members map[string]*Member // by Key; a new map on every apply, read-only once published in byKey
 	order   []*Member
@@ -195,12 +195,6 @@ func (p *Pool) Update(cfg *config.Pool, idleTimeout time.Duration, clientTLS *tl
 }
 
 func (p *Pool) applyLocked(cfg *config.Pool, idleTimeout time.Duration, clientTLS *tls.Config) {
-	if clientTLS == nil {
-		if p.defTLS == nil {
-			p.defTLS = upstream.ClientTLS(nil, "", false, nil, len(cfg.Backends))
-		}
-		clientTLS = p.defTLS
-	}
 	sameTLS := clientTLS == p.tls
 	now := p.opt.Clock.Now()
 	// A copy: the loop deletes the members it keeps, and p.members is
@@ -245,7 +239,14 @@ func (p *Pool) applyLocked(cfg *config.Pool, idleTimeout time.Duration, clientTL
 			}
 			m.tls = nil
 			if bc.Scheme == "https" {
-				m.tls = upstream.ForBackend(clientTLS, bc.Host)
+				conf := clientTLS
+				if conf == nil {
+					if p.defTLS == nil {
+						p.defTLS = upstream.ClientTLS(nil, "", false, nil, len(cfg.Backends))
+					}
+					conf = p.defTLS
+				}
+				m.tls = upstream.ForBackend(conf, bc.Host)
 			}
 			m.Conns = upstream.New(upstream.Options{
 				Addr: bc.Host, TLS: m.tls, ConnectTimeout: cfg.ConnectTimeout, IdleTimeout: idleTimeout,
