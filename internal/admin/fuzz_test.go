@@ -36,7 +36,7 @@ func newPoolCtl(t testing.TB) *poolCtl {
 		Backends:    []config.Backend{{URL: "http://127.0.0.1:1", Scheme: "http", Host: "127.0.0.1:1", Weight: 1}},
 	}
 	log := events.New(events.Capacity, nil)
-	p := pool.New(cfg, time.Minute, pool.Options{Logger: quiet, Events: log})
+	p := pool.New(cfg, time.Minute, nil, pool.Options{Logger: quiet, Events: log})
 	t.Cleanup(p.Stop)
 	for i := 0; i < 20; i++ {
 		log.Add(events.KindAdmin, "default", "127.0.0.1:1", "seed")

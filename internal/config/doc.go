@@ -108,6 +108,18 @@
 //
 // source_ip takes no other keys.
 //
+// tls (how the pool dials its https:// backends; in the flat form the key
+// is backend_tls, as tls there is the listener's; absent = system roots):
+//
+//	ca_file                system roots   PEM CA certificates that sign the backends' certificates
+//	server_name            backend host   sent in SNI and verified in the certificate; no port
+//	insecure_skip_verify   false          accept any certificate; an error together with ca_file
+//	cert_file, key_file    none           client certificate and key (mTLS); both or neither
+//
+// Relative file names are relative to the config file. A tls block on a
+// pool with no https:// backend is an error. It is not inherited from the
+// top level of the full form.
+//
 // rate_limit (token bucket per key; absent = off):
 //
 //	requests_per_second    (required)     number > 0 (fractions allowed)

@@ -95,7 +95,9 @@ func buildFull(c *checker, top *object) *Config {
 			if o.v == nil {
 				continue
 			}
-			cfg.Pools = append(cfg.Pools, buildPool(c, o, name))
+			p := buildPool(c, o, name)
+			p.TLS = buildPoolTLS(c, o, "tls", p.Backends) // not inherited: "tls" at the top is a listener's in the flat form
+			cfg.Pools = append(cfg.Pools, p)
 			o.done()
 		}
 	}

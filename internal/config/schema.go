@@ -54,7 +54,10 @@ func build(root *value, c *checker, baseDir string) *Config {
 			l.TLS = ft
 		}
 		l.Routes = []route.Spec{{Pool: "default"}}
-		cfg = &Config{Listeners: []Listener{l}, Pools: []Pool{buildPool(c, top, "default")}, Flat: true}
+		p := buildPool(c, top, "default")
+		// "tls" at the top of the flat form is the listener's.
+		p.TLS = buildPoolTLS(c, top, "backend_tls", p.Backends)
+		cfg = &Config{Listeners: []Listener{l}, Pools: []Pool{p}, Flat: true}
 	}
 	listen := ""
 	if len(cfg.Listeners) > 0 {
@@ -63,6 +66,7 @@ func build(root *value, c *checker, baseDir string) *Config {
 	buildAdmin(c, top, cfg, listen, baseDir)
 	resolveTLSFiles(cfg, baseDir)
 	checkACMEListeners(c, cfg)
+	resolvePoolTLSFiles(cfg, baseDir)
 	if !cfg.Flat && cfg.AdminAddr != "" {
 		for i := 1; i < len(cfg.Listeners); i++ {
 			if sameListener(cfg.AdminAddr, cfg.Listeners[i].Listen) {

@@ -115,12 +115,16 @@ type Pool struct {
 	SlowStart      time.Duration
 
 	Sticky *Sticky // nil = off
+
+	// TLS is how the pool's https:// backends are dialled; nil = system
+	// roots, each backend's host as the server name.
+	TLS *PoolTLS
 }
 
 // Backend is one configured upstream.
 type Backend struct {
 	URL    string // as written
-	Scheme string // "http" (https later)
+	Scheme string // "http" or "https"
 	Host   string // host:port, port filled in from the scheme if absent
 	Weight int
 }

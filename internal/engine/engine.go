@@ -64,6 +64,7 @@ type listener struct {
 type upstream struct {
 	pool *pool.Pool
 	up   *proxy.Upstream
+	tls  *clientTLS // nil: the pool has no https backends
 }
 
 // running is what serves now: an immutable value swapped by reload, so the
@@ -115,6 +116,11 @@ func New(cfg *config.Config, opt Options) (*Engine, error) {
 		e.stopTracing(context.Background(), e.tracing)
 		return nil, err
 	}
+	poolTLS, err := loadPoolTLS(cfg, nil)
+	if err != nil {
+		e.stopTracing(context.Background(), e.tracing)
+		return nil, err
+	}
 	run := &running{cfg: cfg}
 	for i := range cfg.Listeners {
 		lc := &cfg.Listeners[i]
@@ -130,7 +136,7 @@ func New(cfg *config.Config, opt Options) (*Engine, error) {
 	}
 	ups := map[string]*proxy.Upstream{}
 	for i := range cfg.Pools {
-		u := e.newUpstream(&cfg.Pools[i])
+		u := e.newUpstream(&cfg.Pools[i], poolTLS[i])
 		run.pools = append(run.pools, u)
 		ups[u.up.Name] = u.up
 	}
@@ -161,9 +167,9 @@ func bindError(cfg *config.Config, i int, err error) error {
 	return fmt.Errorf("listeners[%d] (%s): listen_addr %q: %w", i, lc.Name, lc.Listen, err)
 }
 
-func (e *Engine) newUpstream(pc *config.Pool) *upstream {
-	p := pool.New(pc, pc.IdleTimeout, pool.Options{Logger: e.opt.Logger, Metrics: e.opt.Metrics, Events: e.opt.Events})
-	return &upstream{pool: p, up: proxy.NewUpstream(pc.Name, p)}
+func (e *Engine) newUpstream(pc *config.Pool, ct *clientTLS) *upstream {
+	p := pool.New(pc, pc.IdleTimeout, ct.config(), pool.Options{Logger: e.opt.Logger, Metrics: e.opt.Metrics, Events: e.opt.Events})
+	return &upstream{pool: p, up: proxy.NewUpstream(pc.Name, p), tls: ct}
 }
 
 func (e *Engine) proxyOptions() proxy.Options {

@@ -23,6 +23,9 @@ func (e *Engine) DryRun() (changes []preview.Change, warnings []string, err erro
 	if err == nil {
 		_, err = loadCerts(next) // what the reload would refuse
 	}
+	if err == nil {
+		_, err = loadPoolTLS(next, nil)
+	}
 	if err != nil {
 		return nil, nil, err
 	}

@@ -82,6 +82,11 @@ func (e *Engine) reload() (string, error) {
 		e.reloadResult(false)
 		return "", err
 	}
+	poolTLS, err := loadPoolTLS(next, prevPoolTLS(old))
+	if err != nil {
+		e.reloadResult(false)
+		return "", err
+	}
 	tp, tpReplaced, err := e.nextTracing(next)
 	if err != nil {
 		e.reloadResult(false)
@@ -127,11 +132,12 @@ func (e *Engine) reload() (string, error) {
 		pc := &next.Pools[i]
 		u := oldPools[pc.Name]
 		if u != nil {
-			u.pool.Update(pc, pc.IdleTimeout)
+			u.pool.Update(pc, pc.IdleTimeout, poolTLS[i].config())
+			u.tls = poolTLS[i]
 			u.up.Refresh()
 			delete(oldPools, pc.Name)
 		} else {
-			u = e.newUpstream(pc)
+			u = e.newUpstream(pc, poolTLS[i])
 			added = append(added, u)
 		}
 		run.pools = append(run.pools, u)

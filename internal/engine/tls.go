@@ -45,10 +45,14 @@ func loadCerts(cfg *config.Config) ([]*tlsfront.Certs, error) {
 	return certs, nil
 }
 
-// CheckCertificates loads the certificates of cfg's TLS listeners and
-// reports the first that would stop start-up (for fulcrum validate).
+// CheckCertificates loads the certificates of cfg's TLS listeners and the
+// files of its pools' TLS to backends, and reports the first that would
+// stop start-up (for fulcrum validate).
 func CheckCertificates(cfg *config.Config) error {
 	_, err := loadCerts(cfg)
+	if err == nil {
+		_, err = loadPoolTLS(cfg, nil)
+	}
 	return err
 }
 

@@ -72,7 +72,7 @@ func testPool(t *testing.T, n int, mut func(*config.Pool)) *pool.Pool {
 	if mut != nil {
 		mut(c)
 	}
-	return pool.New(c, time.Minute, pool.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	return pool.New(c, time.Minute, nil, pool.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 }
 
 func run(t *testing.T, p *pool.Pool, w *script, set func(*Call)) bool {

@@ -38,6 +38,11 @@ type Target struct {
 	Host string
 	// Scheme is "http" or "https" (used by HTTP checks; "" means "http").
 	Scheme string
+	// TLS is the client configuration of HTTP checks of an https target
+	// (nil = Options.TLSClientConfig). The pool gives the one its own
+	// connections to the backend use, so checks verify what requests
+	// verify and share its session cache. Not modified by the checker.
+	TLS *tls.Config
 	// State receives check results and verdicts. Never nil.
 	State *backend.State
 }
@@ -176,7 +181,7 @@ func (c *Checker) Update(cfg config.HealthCheck, targets []Target) {
 	for _, t := range targets {
 		keep[t.Key] = true
 		if r, ok := c.runners[t.Key]; ok {
-			if cur := r.target.Load(); cur.Host != t.Host || cur.Scheme != t.Scheme {
+			if cur := r.target.Load(); cur.Host != t.Host || cur.Scheme != t.Scheme || cur.TLS != t.TLS {
 				nt := t
 				nt.State = cur.State
 				r.target.Store(&nt)
@@ -204,6 +209,7 @@ func (c *Checker) Update(cfg config.HealthCheck, targets []Target) {
 	// New runners are not woken: they read the settings as they start, and
 	// an extra wake-up would only make them set their first timer twice.
 	c.mu.Unlock()
+	c.prober.retain(targets)
 	if removed {
 		// Drop the removed backends' idle connections (the others redial once).
 		c.prober.closeIdle()

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync"
 	"time"
 
 	"fulcrum/internal/config"
@@ -110,17 +111,28 @@ func (s *settings) statusOK(code int) bool {
 // prober runs single checks. One prober (and so one Transport) serves all
 // targets of a Checker for its whole life.
 type prober struct {
-	dialer    net.Dialer
-	transport *http.Transport
-	client    *http.Client
+	dialer net.Dialer
+	client *http.Client // checks of targets without their own TLS
+
+	mu sync.Mutex // guards byTLS
+	// byTLS has a client per Target.TLS in use: one per https backend of
+	// a pool, replaced when a reload gives the pool new TLS settings.
+	byTLS map[*tls.Config]*http.Client
 }
 
 func newProber(tlsCfg *tls.Config) *prober {
-	p := &prober{dialer: net.Dialer{KeepAlive: 30 * time.Second}}
+	p := &prober{dialer: net.Dialer{KeepAlive: 30 * time.Second}, byTLS: map[*tls.Config]*http.Client{}}
+	p.client = p.newClient(tlsCfg)
+	return p
+}
+
+// newClient is a check client whose transport uses tlsCfg (a copy; nil =
+// system roots, server name from the target's host).
+func (p *prober) newClient(tlsCfg *tls.Config) *http.Client {
 	if tlsCfg != nil {
 		tlsCfg = tlsCfg.Clone()
 	}
-	p.transport = &http.Transport{
+	transport := &http.Transport{
 		Proxy:       nil, // checks go straight to the backend, never via $HTTP_PROXY
 		DialContext: p.dialer.DialContext,
 		// nil = system roots.
@@ -130,13 +142,44 @@ func newProber(tlsCfg *tls.Config) *prober {
 		IdleConnTimeout:        idleConnTimeout,
 		MaxResponseHeaderBytes: 64 << 10,
 	}
-	p.client = &http.Client{
-		Transport: p.transport,
+	return &http.Client{
+		Transport: transport,
 		// A redirect is an answer: its status is judged against
 		// ExpectedStatus, never followed.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-	return p
+}
+
+// clientFor is the client that checks t.
+func (p *prober) clientFor(t *Target) *http.Client {
+	if t.TLS == nil || t.Scheme != "https" {
+		return p.client
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	cl := p.byTLS[t.TLS]
+	if cl == nil {
+		cl = p.newClient(t.TLS)
+		p.byTLS[t.TLS] = cl
+	}
+	return cl
+}
+
+// retain drops the clients of TLS configurations no target uses any more,
+// closing their idle connections. A check still under way on one finishes.
+func (p *prober) retain(targets []Target) {
+	used := make(map[*tls.Config]bool, len(targets))
+	for _, t := range targets {
+		used[t.TLS] = true
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for conf, cl := range p.byTLS {
+		if !used[conf] {
+			cl.CloseIdleConnections()
+			delete(p.byTLS, conf)
+		}
+	}
 }
 
 // probe runs one check of t under s with a hard deadline of s.timeout. It
@@ -185,7 +228,7 @@ func (p *prober) probeHTTP(ctx context.Context, s *settings, t *Target) (string,
 	if s.host != "" {
 		req.Host = s.host
 	}
-	resp, err := p.client.Do(req)
+	resp, err := p.clientFor(t).Do(req)
 	if err != nil {
 		return "", err
 	}
@@ -218,4 +261,11 @@ func classify(parent, cctx context.Context, err error, timeout time.Duration) er
 	return err
 }
 
-func (p *prober) closeIdle() { p.transport.CloseIdleConnections() }
+func (p *prober) closeIdle() {
+	p.client.CloseIdleConnections()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, cl := range p.byTLS {
+		cl.CloseIdleConnections()
+	}
+}

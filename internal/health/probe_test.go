@@ -278,3 +278,22 @@ func TestHTTPSCheck(t *testing.T) {
 		t.Fatalf("untrusted: err=%v, want a certificate error", err)
 	}
 }
+
+// A target's own TLS configuration (the pool's) wins over the checker's.
+func TestHTTPSCheckTargetTLS(t *testing.T) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	srv.Config.ErrorLog = log.New(t.Output(), "", 0) // the untrusted handshake below fails on purpose
+	srv.StartTLS()
+	defer srv.Close()
+	roots := srv.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
+	tg := health.Target{Key: "b", Host: srv.Listener.Addr().String(), Scheme: "https", State: backend.NewState(epoch),
+		TLS: &tls.Config{RootCAs: roots}}
+	cfg := httpCfg(time.Second, 1, 1)
+	if msg, err := probe(t, cfg, tg, health.Options{}); err != nil || msg != "HTTP 200" {
+		t.Fatalf("target TLS trusted: msg=%q err=%v", msg, err)
+	}
+	tg.TLS = &tls.Config{}
+	if _, err := probe(t, cfg, tg, health.Options{TLSClientConfig: &tls.Config{RootCAs: roots}}); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("target TLS with system roots: err=%v, want a certificate error", err)
+	}
+}

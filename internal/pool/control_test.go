@@ -188,7 +188,7 @@ func TestRuntimeStateAcrossReload(t *testing.T) {
 	if _, err := p.SetAdminState(hosts[2], backend.AdminDrain); err != nil {
 		t.Fatal(err)
 	}
-	p.Update(cfg(1), time.Minute) // unchanged file
+	p.Update(cfg(1), time.Minute, nil) // unchanged file
 	s := p.Statuses()
 	if s[1].Weight != 5 || s[2].AdminState != "drain" {
 		t.Fatalf("after an unchanged reload: weight %d, admin_state %s; want 5, drain", s[1].Weight, s[2].AdminState)
@@ -196,18 +196,18 @@ func TestRuntimeStateAcrossReload(t *testing.T) {
 	if n := picks(t, p, 600); n[hosts[2]] != 0 || n[hosts[1]] != 500 || n[hosts[0]] != 100 {
 		t.Fatalf("picks after reload %v: want 500/100 and none on the drained backend", n)
 	}
-	p.Update(cfg(2), time.Minute) // the file changes B's weight
+	p.Update(cfg(2), time.Minute, nil) // the file changes B's weight
 	s = p.Statuses()
 	if s[1].Weight != 2 || s[2].AdminState != "drain" {
 		t.Fatalf("after the file changed the weight: weight %d, admin_state %s; want 2 (the file's), drain", s[1].Weight, s[2].AdminState)
 	}
-	p.Update(cfg(1), time.Minute) // and back: the runtime weight is gone
+	p.Update(cfg(1), time.Minute, nil) // and back: the runtime weight is gone
 	if w := p.Statuses()[1].Weight; w != 1 {
 		t.Fatalf("file back to 1: weight %d, want 1", w)
 	}
 	// Removed, then added again: a new backend, ready.
-	p.Update(testCfg(hosts[:2], nil), time.Minute)
-	p.Update(cfg(1), time.Minute)
+	p.Update(testCfg(hosts[:2], nil), time.Minute, nil)
+	p.Update(cfg(1), time.Minute, nil)
 	if s := p.Statuses()[2]; s.AdminState != "ready" {
 		t.Fatalf("re-added backend: admin_state %s, want ready", s.AdminState)
 	}

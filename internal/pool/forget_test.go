@@ -55,14 +55,14 @@ func TestReloadSameHostOtherSchemeKeepsMetrics(t *testing.T) {
 
 	cfg := testCfg([]string{host}, nil)
 	cfg.Backends[0].URL, cfg.Backends[0].Scheme = "https://"+host, "https"
-	p.Update(cfg, time.Minute)
+	p.Update(cfg, time.Minute, nil)
 	member(p, 0).Metrics.ObserveRequest(nil, "GET", 200, time.Millisecond)
 	if n := requestSeries(t, reg, host); n != 1 {
 		t.Fatalf("after reload to https: %d series for %s, want 1 (the live backend's metrics were forgotten)", n, host)
 	}
 
 	// Removing the host altogether does forget it.
-	p.Update(testCfg(hostsN(2)[1:], nil), time.Minute)
+	p.Update(testCfg(hostsN(2)[1:], nil), time.Minute, nil)
 	if n := requestSeries(t, reg, host); n != 0 {
 		t.Fatalf("after removing %s: %d series, want 0", host, n)
 	}
@@ -80,7 +80,7 @@ func TestReloadForgetsOnlyThatPool(t *testing.T) {
 	}
 	member(a, 0).Metrics.ObserveRequest(nil, "GET", 200, time.Millisecond)
 	member(b, 0).Metrics.ObserveRequest(nil, "GET", 200, time.Millisecond)
-	a.Update(testCfg(hosts[1:], nil), time.Minute)
+	a.Update(testCfg(hosts[1:], nil), time.Minute, nil)
 	if n := requestSeries(t, reg, hosts[0]); n != 0 {
 		t.Errorf("pool default still has %d request series of the removed %s", n, hosts[0])
 	}
@@ -109,7 +109,7 @@ func TestReloadRenamedPool(t *testing.T) {
 	hosts := hostsN(2)
 	p, _ := testPool(t, testCfg(hosts, nil), m)
 	member(p, 0).Metrics.ObserveRequest(nil, "GET", 200, time.Millisecond)
-	p.Update(testCfg(hosts, func(c *config.Pool) { c.Name = "renamed" }), time.Minute)
+	p.Update(testCfg(hosts, func(c *config.Pool) { c.Name = "renamed" }), time.Minute, nil)
 	member(p, 0).Metrics.ObserveRequest(nil, "GET", 200, time.Millisecond)
 	for _, h := range hosts {
 		if n := poolSeries(t, reg, "loadbalancer_backend_errors_total", "default", h); n != 0 {

@@ -26,7 +26,7 @@ func TestLogsNameBackendsByHost(t *testing.T) {
 		},
 	}))
 	hosts := hostsN(4)
-	p := New(testCfg(hosts[:3], func(c *config.Pool) { c.PanicThreshold = 0 }), time.Minute,
+	p := New(testCfg(hosts[:3], func(c *config.Pool) { c.PanicThreshold = 0 }), time.Minute, nil,
 		Options{Logger: log, Rand: fixedRand{}, Clock: healthtest.NewClock(epoch)})
 	t.Cleanup(p.Stop)
 	if strings.Contains(logs.String(), "backend added") {
@@ -37,7 +37,7 @@ func TestLogsNameBackendsByHost(t *testing.T) {
 	for range 3 {
 		p.Observe(m, true)
 	}
-	p.Update(testCfg([]string{hosts[0], hosts[1], hosts[3]}, func(c *config.Pool) { c.PanicThreshold = 0 }), time.Minute)
+	p.Update(testCfg([]string{hosts[0], hosts[1], hosts[3]}, func(c *config.Pool) { c.PanicThreshold = 0 }), time.Minute, nil)
 
 	got := logs.String()
 	for _, want := range []string{

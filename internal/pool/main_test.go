@@ -78,7 +78,7 @@ var _ balance.Rand = fixedRand{}
 func testPool(t *testing.T, cfg *config.Pool, m *metrics.Metrics) (*Pool, *healthtest.Clock) {
 	t.Helper()
 	clk := healthtest.NewClock(epoch)
-	p := New(cfg, time.Minute, Options{Logger: quiet, Metrics: m, Rand: fixedRand{}, Clock: clk})
+	p := New(cfg, time.Minute, nil, Options{Logger: quiet, Metrics: m, Rand: fixedRand{}, Clock: clk})
 	t.Cleanup(p.Stop)
 	return p, clk
 }

@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -37,6 +36,7 @@ type Member struct {
 	Metrics *metrics.Backend // set when the Member is built, never changed
 	target  *health.Target
 	cfg     config.Backend
+	tls     *tls.Config // an https backend's, from upstream.ForBackend; nil for http
 
 	// Window is the backend's last minute of traffic, kept like State.
 	Window *window.Ring
@@ -103,6 +103,8 @@ type Pool struct {
 	mu      sync.Mutex // guards the fields below; slow path only
 	cfg     *config.Pool
 	idle    time.Duration
+	tls     *tls.Config        // the client TLS given to New or Update (nil: defTLS)
+	defTLS  *tls.Config        // the client TLS when New or Update is given none
 	members map[string]*Member // by Key; a new map on every apply, read-only once published in byKey
 	order   []*Member
 	checker *health.Checker
@@ -131,7 +133,12 @@ type Pool struct {
 func Key(b config.Backend) string { return b.Scheme + "://" + strings.ToLower(b.Host) }
 
 // New builds a pool from cfg. idleTimeout bounds pooled upstream connections.
-func New(cfg *config.Pool, idleTimeout time.Duration, opt Options) *Pool {
+// clientTLS is the client configuration of the https backends, from
+// upstream.ClientTLS with cfg.TLS's settings and files; the pool derives
+// each backend's from it (upstream.ForBackend) and gives that to its
+// connections and health checks alike. nil means the defaults (system
+// roots, each backend's host as the server name), which ignore cfg.TLS.
+func New(cfg *config.Pool, idleTimeout time.Duration, clientTLS *tls.Config, opt Options) *Pool {
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
@@ -146,7 +153,7 @@ func New(cfg *config.Pool, idleTimeout time.Duration, opt Options) *Pool {
 	p.freed.Store(&ch)
 	p.checker = health.NewChecker(cfg.HealthCheck, (*reporter)(p), health.Options{Clock: opt.Clock, Logger: opt.Logger})
 	p.mu.Lock()
-	p.applyLocked(cfg, idleTimeout)
+	p.applyLocked(cfg, idleTimeout, clientTLS)
 	p.mu.Unlock()
 	return p
 }
@@ -179,13 +186,16 @@ func (p *Pool) Stop() {
 // Update applies a new pool config (hot reload). Backends whose key is kept
 // keep their state and connections; removed ones are drained: they get no new
 // requests, in-flight ones finish, then their idle connections close.
-func (p *Pool) Update(cfg *config.Pool, idleTimeout time.Duration) {
+// clientTLS is as for New: https backends keep their connections (and TLS
+// sessions) only when it is the one given before.
+func (p *Pool) Update(cfg *config.Pool, idleTimeout time.Duration, clientTLS *tls.Config) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.applyLocked(cfg, idleTimeout)
+	p.applyLocked(cfg, idleTimeout, clientTLS)
 }
 
-func (p *Pool) applyLocked(cfg *config.Pool, idleTimeout time.Duration) {
+func (p *Pool) applyLocked(cfg *config.Pool, idleTimeout time.Duration, clientTLS *tls.Config) {
+	sameTLS := clientTLS == p.tls
 	now := p.opt.Clock.Now()
 	// A copy: the loop deletes the members it keeps, and p.members is
 	// published in byKey, which the health reporter reads without p.mu.
@@ -200,7 +210,7 @@ func (p *Pool) applyLocked(cfg *config.Pool, idleTimeout time.Duration) {
 		key := Key(bc)
 		m, ok := old[key]
 		if ok && m.cfg.Scheme == bc.Scheme && p.idle == idleTimeout && p.cfg != nil &&
-			p.cfg.ConnectTimeout == cfg.ConnectTimeout && !renamed {
+			p.cfg.ConnectTimeout == cfg.ConnectTimeout && !renamed && (bc.Scheme != "https" || sameTLS) {
 			delete(old, key)
 		} else {
 			if ok {
@@ -227,16 +237,19 @@ func (p *Pool) applyLocked(cfg *config.Pool, idleTimeout time.Duration) {
 					m.Metrics = p.opt.Metrics.Backend(cfg.Name, bc.Host)
 				}
 			}
-			var tlsCfg *tls.Config
+			m.tls = nil
 			if bc.Scheme == "https" {
-				host := bc.Host
-				if h, _, err := splitHost(host); err == nil {
-					host = h
+				conf := clientTLS
+				if conf == nil {
+					if p.defTLS == nil {
+						p.defTLS = upstream.ClientTLS(nil, "", false, nil, len(cfg.Backends))
+					}
+					conf = p.defTLS
 				}
-				tlsCfg = &tls.Config{ServerName: host}
+				m.tls = upstream.ForBackend(conf, bc.Host)
 			}
 			m.Conns = upstream.New(upstream.Options{
-				Addr: bc.Host, TLS: tlsCfg, ConnectTimeout: cfg.ConnectTimeout, IdleTimeout: idleTimeout,
+				Addr: bc.Host, TLS: m.tls, ConnectTimeout: cfg.ConnectTimeout, IdleTimeout: idleTimeout,
 			})
 		}
 		m.cfg = bc
@@ -245,7 +258,7 @@ func (p *Pool) applyLocked(cfg *config.Pool, idleTimeout time.Duration) {
 			URL: bc.URL, Host: bc.Host, Key: key, KeyHash: balance.HashString(key),
 			Weight: bc.Weight, EffectiveWeight: bc.Weight, Index: i, State: m.State,
 		}
-		m.target = &health.Target{Key: key, Host: bc.Host, Scheme: bc.Scheme, State: m.State}
+		m.target = &health.Target{Key: key, Host: bc.Host, Scheme: bc.Scheme, TLS: m.tls, State: m.State}
 		p.members[key] = m
 		p.order = append(p.order, m)
 		targets = append(targets, *m.target)
@@ -256,6 +269,7 @@ func (p *Pool) applyLocked(cfg *config.Pool, idleTimeout time.Duration) {
 	}
 	p.cfg = cfg
 	p.idle = idleTimeout
+	p.tls = clientTLS
 	p.passive.Store(health.NewPassive(cfg.Passive, p.opt.Clock))
 	p.checker.Update(cfg.HealthCheck, targets)
 	p.rebuildLocked()
@@ -456,12 +470,4 @@ func (p *Pool) snapRamping() bool {
 		}
 	}
 	return false
-}
-
-func splitHost(hostport string) (string, string, error) {
-	u, err := url.Parse("//" + hostport)
-	if err != nil {
-		return "", "", err
-	}
-	return u.Hostname(), u.Port(), nil
 }

@@ -26,7 +26,7 @@ func BenchmarkReload(b *testing.B) {
 			p := benchPool(b, cfgA)
 			b.ReportAllocs()
 			for b.Loop() {
-				p.Update(cfgA, time.Minute)
+				p.Update(cfgA, time.Minute, nil)
 			}
 		})
 		b.Run(fmt.Sprintf("replace10pct/n=%d", n), func(b *testing.B) {
@@ -35,9 +35,9 @@ func BenchmarkReload(b *testing.B) {
 			i := 0
 			for b.Loop() {
 				if i%2 == 0 {
-					p.Update(cfgC, time.Minute)
+					p.Update(cfgC, time.Minute, nil)
 				} else {
-					p.Update(cfgA, time.Minute)
+					p.Update(cfgA, time.Minute, nil)
 				}
 				i++
 			}
@@ -58,7 +58,7 @@ func benchHosts(from, n int) []string {
 func benchPool(b *testing.B, cfg *config.Pool) *Pool {
 	b.Helper()
 	m, _ := newMetrics()
-	p := New(cfg, time.Minute, Options{Logger: quiet, Metrics: m, Rand: fixedRand{}, Clock: healthtest.NewClock(epoch)})
+	p := New(cfg, time.Minute, nil, Options{Logger: quiet, Metrics: m, Rand: fixedRand{}, Clock: healthtest.NewClock(epoch)})
 	ctx, cancel := context.WithCancel(context.Background())
 	p.Start(ctx)
 	b.Cleanup(func() { cancel(); p.Stop() })

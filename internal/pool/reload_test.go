@@ -37,7 +37,7 @@ func TestReloadKeepsStateAndDrainsRemoved(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	p.Update(testCfg([]string{a, b, d}, func(c *config.Pool) { c.PanicThreshold = 0 }), time.Minute)
+	p.Update(testCfg([]string{a, b, d}, func(c *config.Pool) { c.PanicThreshold = 0 }), time.Minute, nil)
 
 	snap := p.Snapshot()
 	if len(snap.Members) != 3 || snap.Members[2].Backend.Host != d {
@@ -96,7 +96,7 @@ func TestReloadNewConnectionSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.Update(testCfg([]string{addr}, func(c *config.Pool) { c.ConnectTimeout = 2 * time.Second }), time.Minute)
+	p.Update(testCfg([]string{addr}, func(c *config.Pool) { c.ConnectTimeout = 2 * time.Second }), time.Minute, nil)
 	now := member(p, 0)
 	if now.State != old.State {
 		t.Fatal("State not kept across a connect_timeout change")
@@ -117,7 +117,7 @@ func TestReloadAddedBackendChecked(t *testing.T) {
 	up, dead := listener(t), testutil.ClosedAddr(t)
 	p, clk := testPool(t, testCfg([]string{up}, func(c *config.Pool) { c.PanicThreshold = 0 }), nil)
 	p.Start(t.Context())
-	p.Update(testCfg([]string{up, dead}, func(c *config.Pool) { c.PanicThreshold = 0 }), time.Minute)
+	p.Update(testCfg([]string{up, dead}, func(c *config.Pool) { c.PanicThreshold = 0 }), time.Minute, nil)
 	stDead := member(p, 1).State
 	if !stDead.Healthy() {
 		t.Fatal("a new backend must count as up until its first check")
@@ -136,7 +136,7 @@ func TestReloadAddedBackendChecked(t *testing.T) {
 	}
 
 	// Remove it: its checks stop.
-	p.Update(testCfg([]string{up}, func(c *config.Pool) { c.PanicThreshold = 0 }), time.Minute)
+	p.Update(testCfg([]string{up}, func(c *config.Pool) { c.PanicThreshold = 0 }), time.Minute, nil)
 	if !clk.WaitPending(1, 5*time.Second) {
 		t.Fatal("the kept backend's checker is not parked")
 	}

@@ -126,7 +126,7 @@ func TestSlowStartRamp(t *testing.T) {
 			c.Backends[i].Weight = 10
 		}
 	})
-	p.Update(cfg2, time.Minute)
+	p.Update(cfg2, time.Minute, nil)
 	if w := weights(p); !equalInts(w, []int{160, 160, 1}) {
 		t.Fatalf("weights after adding a backend = %v, want [160 160 1]", w)
 	}

@@ -47,7 +47,7 @@ func TestHashMovesMatchPool(t *testing.T) {
 				t.Fatalf("no hash_keys_moved in %v", cs)
 			}
 
-			p := pool.New(&oldCfg.Pools[0], time.Minute, pool.Options{Logger: slog.New(slog.DiscardHandler)})
+			p := pool.New(&oldCfg.Pools[0], time.Minute, nil, pool.Options{Logger: slog.New(slog.DiscardHandler)})
 			t.Cleanup(p.Stop)
 			rng := rand.New(rand.NewPCG(1, 2))
 			hashes := make([]uint64, 100000)
@@ -56,7 +56,7 @@ func TestHashMovesMatchPool(t *testing.T) {
 				hashes[i] = rng.Uint64()
 				before[i] = pick(t, tc.table(p.Snapshot()), hashes[i])
 			}
-			p.Update(&newCfg.Pools[0], time.Minute)
+			p.Update(&newCfg.Pools[0], time.Minute, nil)
 			n := 0
 			for i, h := range hashes {
 				if pick(t, tc.table(p.Snapshot()), h) != before[i] {

@@ -197,7 +197,8 @@ func TestSettingsCover(t *testing.T) {
 	t.Parallel()
 	base := load(t, `
 pools:
-  p: {backends: ["http://10.0.0.1:80"], sticky: {type: cookie}, health_check: {type: http}}
+  p: {backends: ["https://10.0.0.1:443"], sticky: {type: cookie}, health_check: {type: http},
+      tls: {ca_file: /ca.pem, server_name: api.test, cert_file: /c.pem, key_file: /c.key}}
 listeners:
   - {name: l, listen_addr: "127.0.0.1:8080", rate_limit: {requests_per_second: 10}, routes: [{pool: p}],
      tls: {certificates: [{cert_file: /a.pem, key_file: /a.key}], client_auth: {ca_file: /ca.pem}}}
@@ -218,8 +219,8 @@ tracing: {otlp_endpoint: "http://127.0.0.1:4318"}
 		cfg := *base
 		cfg.Listeners = slices.Clone(base.Listeners)
 		cfg.Pools = slices.Clone(base.Pools)
-		st, rl := *base.Pools[0].Sticky, *base.Listeners[0].RateLimit
-		cfg.Pools[0].Sticky, cfg.Listeners[0].RateLimit = &st, &rl
+		st, rl, pt := *base.Pools[0].Sticky, *base.Listeners[0].RateLimit, *base.Pools[0].TLS
+		cfg.Pools[0].Sticky, cfg.Listeners[0].RateLimit, cfg.Pools[0].TLS = &st, &rl, &pt
 		tr := *base.Tracing
 		cfg.Tracing = &tr
 		tl, ca := *base.Listeners[0].TLS, *base.Listeners[0].TLS.ClientAuth
@@ -234,9 +235,9 @@ tracing: {otlp_endpoint: "http://127.0.0.1:4318"}
 	walk("Config", root(base), root, func(path string, get getter) {
 		check(path, func(c *config.Config) { bump(get(c)) })
 	})
-	// 6 top-level fields, 14 of a listener, 34 of a pool when this was written.
-	if checked < 54 {
-		t.Errorf("checked %d fields, want at least 54: the walk misses some", checked)
+	// 6 top-level fields, 14 of a listener, 39 of a pool when this was written.
+	if checked < 59 {
+		t.Errorf("checked %d fields, want at least 59: the walk misses some", checked)
 	}
 }
 

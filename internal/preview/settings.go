@@ -106,6 +106,17 @@ func poolSettings(p *config.Pool, salt string) map[string]string {
 		"queue_timeout":                    dur(p.QueueTimeout),
 		"slow_start":                       dur(p.SlowStart),
 	}
+	// TLS to backends: file names, no contents (a reload reads the files
+	// again; a changed file with the same name is not shown).
+	s["tls"] = "default"
+	if t := p.TLS; t != nil {
+		s["tls"] = "set"
+		s["tls.ca_file"] = t.CAFile
+		s["tls.server_name"] = t.ServerName
+		s["tls.insecure_skip_verify"] = strconv.FormatBool(t.InsecureSkipVerify)
+		s["tls.cert_file"] = t.CertFile
+		s["tls.key_file"] = t.KeyFile
+	}
 	if st := p.Sticky; st != nil {
 		s["sticky.ttl"] = dur(st.TTL)
 		s["sticky.secure"] = st.Secure

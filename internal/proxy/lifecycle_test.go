@@ -23,7 +23,7 @@ func TestShutdownBeforeServe(t *testing.T) {
 			HealthyThreshold: 1, UnhealthyThreshold: 3},
 		Retries: 2, RetryBuffer: 64 << 10, ConnectTimeout: time.Second, ResponseHeaderTimeout: 2 * time.Second,
 	}
-	p := pool.New(&cfg, time.Minute, pool.Options{Logger: slog.New(slog.DiscardHandler)})
+	p := pool.New(&cfg, time.Minute, nil, pool.Options{Logger: slog.New(slog.DiscardHandler)})
 	srv := proxy.New(&proxy.Settings{Limits: config.Limits{ReadHeaderTimeout: time.Second}}, proxy.SinglePool("default", proxy.NewUpstream("default", p), nil), proxy.Options{Logger: slog.New(slog.DiscardHandler)})
 	if err := srv.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)

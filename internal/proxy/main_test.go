@@ -102,7 +102,7 @@ func startProxyWith(tb testing.TB, s proxySetup) *testProxy {
 	}
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg, nil)
-	p := pool.New(&cfg.Pools[0], cfg.Pools[0].IdleTimeout, pool.Options{Metrics: m, Logger: logger})
+	p := pool.New(&cfg.Pools[0], cfg.Pools[0].IdleTimeout, nil, pool.Options{Metrics: m, Logger: logger})
 	ctx, cancel := context.WithCancel(context.Background())
 	p.Start(ctx)
 	alog := s.AccessLog

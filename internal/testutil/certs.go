@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"math/big"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -62,8 +63,9 @@ type Leaf struct {
 	Cert              *x509.Certificate
 }
 
-// Issue signs a leaf for names (DNS SANs), valid until notAfter, with an
-// ECDSA P-256 key, or RSA 2048 when rsaKey. base names its files.
+// Issue signs a leaf for names (DNS SANs; a name that is an IP address is
+// an IP SAN), valid until notAfter, with an ECDSA P-256 key, or RSA 2048
+// when rsaKey. base names its files.
 func (ca *CA) Issue(base string, names []string, notAfter time.Time, rsaKey bool) *Leaf {
 	t := ca.t
 	t.Helper()
@@ -79,10 +81,17 @@ func (ca *CA) Issue(base string, names []string, notAfter time.Time, rsaKey bool
 	}
 	ca.serial++
 	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(ca.serial), Subject: pkix.Name{CommonName: names[0]}, DNSNames: names,
+		SerialNumber: big.NewInt(ca.serial), Subject: pkix.Name{CommonName: names[0]},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: notAfter,
 		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+	}
+	for _, n := range names {
+		if ip := net.ParseIP(n); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, n)
+		}
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), ca.key)
 	if err != nil {
