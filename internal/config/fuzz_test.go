@@ -37,6 +37,7 @@ func FuzzParseJSON(f *testing.F) {
 	f.Add([]byte(fullJSON))
 	f.Add([]byte(`{"backends": ["http://a"], "tracing": {"otlp_endpoint": "http://127.0.0.1:4318/", "sample_ratio": 0.25, "service_name": "x"}}`))
 	f.Add([]byte(`{"backends": ["http://a"], "sticky": {"type": "app_cookie", "cookie_name": "J"}}`))
+	f.Add([]byte(`{"backends": ["http://a"], "tls": {"acme": {"domains": ["a.example.com", "*.x.com", ""], "email": "o@x", "challenges": ["tls-alpn-01", "dns-01"], "storage_dir": "d"}}}`))
 	f.Add([]byte(`{"backends": [], "a": {"b": [1, 2.5e300, -0, null, true]}, "a": "dup"}`))
 	f.Add([]byte("{\"backends\": [\"http://a\"]} trailing"))
 	for _, pc := range problemCases() {

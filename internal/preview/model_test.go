@@ -201,7 +201,8 @@ pools:
       tls: {ca_file: /ca.pem, server_name: api.test, cert_file: /c.pem, key_file: /c.key}}
 listeners:
   - {name: l, listen_addr: "127.0.0.1:8080", rate_limit: {requests_per_second: 10}, routes: [{pool: p}],
-     tls: {certificates: [{cert_file: /a.pem, key_file: /a.key}], client_auth: {ca_file: /ca.pem}}}
+     tls: {certificates: [{cert_file: /a.pem, key_file: /a.key}], client_auth: {ca_file: /ca.pem},
+           acme: {domains: [a.example.com], email: ops@example.com, ca_file: /acme.pem, challenges: [tls-alpn-01]}}}
 tracing: {otlp_endpoint: "http://127.0.0.1:4318"}
 `)
 	baseModel := FromConfig(base, testSalt)
@@ -224,7 +225,9 @@ tracing: {otlp_endpoint: "http://127.0.0.1:4318"}
 		tr := *base.Tracing
 		cfg.Tracing = &tr
 		tl, ca := *base.Listeners[0].TLS, *base.Listeners[0].TLS.ClientAuth
-		tl.ClientAuth, tl.Certificates = &ca, slices.Clone(tl.Certificates)
+		am := *base.Listeners[0].TLS.ACME
+		am.Domains, am.Challenges = slices.Clone(am.Domains), slices.Clone(am.Challenges)
+		tl.ClientAuth, tl.Certificates, tl.ACME = &ca, slices.Clone(tl.Certificates), &am
 		cfg.Listeners[0].TLS = &tl
 		mutate(&cfg)
 		if reflect.DeepEqual(FromConfig(&cfg, testSalt), baseModel) {

@@ -74,6 +74,16 @@ func listenerSettings(l *config.Listener) map[string]string {
 		if ca := t.ClientAuth; ca != nil {
 			s["tls.client_auth"] = ca.Mode + " " + ca.CAFile
 		}
+		s["tls.acme"] = "off"
+		if a := t.ACME; a != nil {
+			s["tls.acme"] = "on"
+			s["tls.acme.domains"] = strings.Join(a.Domains, ",")
+			s["tls.acme.email"] = a.Email
+			s["tls.acme.directory"] = a.Directory
+			s["tls.acme.ca_file"] = a.CAFile
+			s["tls.acme.storage_dir"] = a.StorageDir
+			s["tls.acme.challenges"] = strings.Join(a.Challenges, ",")
+		}
 	}
 	return s
 }
