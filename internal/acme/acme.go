@@ -223,12 +223,18 @@ func (m *Manager) DefaultCertificate(h *tls.ClientHelloInfo) (*tls.Certificate, 
 }
 
 // ALPNConfig returns the handshake settings for h when it is a CA's
-// tls-alpn-01 validation (ALPN acme-tls/1 only), or nil.
+// tls-alpn-01 validation (ALPN acme-tls/1 only, for a name whose challenge
+// is being solved), or nil.
 func (m *Manager) ALPNConfig(h *tls.ClientHelloInfo) *tls.Config {
-	if len(h.SupportedProtos) == 1 && h.SupportedProtos[0] == ALPNProto && h.ServerName != "" {
-		return m.alpn
+	if len(h.SupportedProtos) != 1 || h.SupportedProtos[0] != ALPNProto || h.ServerName == "" {
+		return nil
 	}
-	return nil
+	// Only while a challenge for the name is being solved: certmagic logs
+	// an error for every other such handshake, which anyone could send.
+	if ch, ok := certmagic.GetACMEChallenge(strings.ToLower(strings.TrimSuffix(h.ServerName, "."))); !ok || ch.Type != "tls-alpn-01" {
+		return nil
+	}
+	return m.alpn
 }
 
 // NotAfter is the expiry of each domain's newest certificate in memory

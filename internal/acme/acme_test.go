@@ -192,6 +192,15 @@ func TestIssueAndReuse(t *testing.T) {
 				t.Errorf("GET over HTTPS: %d %q", code, body)
 			}
 			testutil.WaitFor(t, 5*time.Second, "two orders counted ok", func() bool { return h.orders("ok") == 2 })
+			// A tls-alpn-01 handshake with no challenge being solved is an
+			// ordinary failed handshake, not an error line in the log.
+			if c, err := tls.Dial("tcp", h.tlsAddr, &tls.Config{ServerName: "site.example.test", NextProtos: []string{"acme-tls/1"}, InsecureSkipVerify: true}); err == nil {
+				c.Close()
+				t.Error("an acme-tls/1 handshake with no challenge active succeeded")
+			}
+			if strings.Contains(h.logs.String(), "tls-alpn challenge") {
+				t.Error("a stray acme-tls/1 handshake was logged as an error")
+			}
 			if v := testutil.Gauge(t, h.reg, "fulcrum_tls_certificate_not_after_seconds", "name", "site.example.test"); int64(v) != leaf.NotAfter.Unix() {
 				t.Errorf("not_after gauge %v, want %d", v, leaf.NotAfter.Unix())
 			}
