@@ -14,7 +14,7 @@ set -euo pipefail
 DURATION=${DURATION:-10s}                  # wrk duration per measured run
 WARMUP=${WARMUP:-2s}                       # wrk warm-up before each measured run ("0" = none)
 RUNS=${RUNS:-3}                            # interleaved runs per workload; medians are reported
-WORKLOADS=${WORKLOADS:-"W1 W2 W3 W4"}
+WORKLOADS=${WORKLOADS:-"W1 W2 W3 W4 W5 W6"}
 BALANCERS=${BALANCERS:-"fulcrum haproxy nginx"}
 FULCRUM_GOMAXPROCS=${FULCRUM_GOMAXPROCS:-1}
 FULCRUM_BIN=${FULCRUM_BIN:-}               # use this binary instead of building ./cmd/fulcrum
@@ -44,10 +44,13 @@ declare -A WL_DESC=(
   [W2]="W2 16 KiB responses, keep-alive, 64 conns"
   [W3]="W3 new connection per request, 32 conns"
   [W4]="W4 memory per idle client conn"
+  [W5]="W5 HTTPS tiny GET, keep-alive, TLS 1.3 ECDSA P-256, 64 conns"
+  [W6]="W6 full TLS 1.3 handshake per request, 32 conns"
 )
+is_tls() { [[ $1 == W5 || $1 == W6 ]]; } # workloads that run against the balancers' TLS configs
 ALL_BALANCERS="fulcrum haproxy nginx"
 
-for w in $WORKLOADS; do [[ -n ${WL_DESC[$w]:-} ]] || die "unknown workload '$w' (known: W1 W2 W3 W4)"; done
+for w in $WORKLOADS; do [[ -n ${WL_DESC[$w]:-} ]] || die "unknown workload '$w' (known: W1 W2 W3 W4 W5 W6)"; done
 for b in $BALANCERS; do [[ " $ALL_BALANCERS " == *" $b "* ]] || die "unknown balancer '$b' (known: $ALL_BALANCERS)"; done
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive integer"
 
@@ -123,27 +126,29 @@ for p in $B1 $B2 $B3; do
 done
 
 # ---------------------------------------------------------------- balancers
-# start_balancer NAME: starts it pinned to BAL_CPU; sets BAL_PID. Returns 1 if it
+# start_balancer NAME TAG [-tls]: starts it pinned to BAL_CPU, with its plain-HTTP
+# config, or with "-tls" its HTTPS one (W5, W6); sets BAL_PID. Returns 1 if it
 # did not answer within START_TIMEOUT.
 start_balancer() {
-  local b=$1 logf=$TMP/$1-$2.log
+  local b=$1 logf=$TMP/$1-$2.log tls=${3:-} scheme=http
+  [[ -n $tls ]] && scheme=https
   case $b in
   fulcrum)
     [[ -n $FULCRUM ]] || return 1
     start_group "$logf" "${HC_PREFIX[@]}" taskset -c "$BAL_CPU" \
-      env GOMAXPROCS="$FULCRUM_GOMAXPROCS" "$FULCRUM" -config "$TMP/fulcrum-run/config.json"
+      env GOMAXPROCS="$FULCRUM_GOMAXPROCS" "$FULCRUM" -config "$TMP/fulcrum-run/config$tls.json"
     ;;
   haproxy)
     start_group "$logf" "${HC_PREFIX[@]}" taskset -c "$BAL_CPU" \
-      haproxy -db -f "$TMP/haproxy/haproxy.cfg"
+      haproxy -db -f "$TMP/haproxy/haproxy$tls.cfg"
     ;;
   nginx)
     start_group "$logf" "${HC_PREFIX[@]}" taskset -c "$BAL_CPU" \
-      nginx -p "$TMP/nginx-lb/" -c "$TMP/nginx-lb/nginx.conf" -e "$TMP/nginx-lb/error.log" -g 'daemon off;'
+      nginx -p "$TMP/nginx-lb/" -c "$TMP/nginx-lb/nginx$tls.conf" -e "$TMP/nginx-lb/error.log" -g 'daemon off;'
     ;;
   esac
   BAL_PID=$STARTED_PID
-  if ! "$TMP/benchtool" probe -url "http://127.0.0.1:${LB_PORT[$b]}/" -timeout "$START_TIMEOUT" 2>>"$logf"; then
+  if ! "$TMP/benchtool" probe -url "$scheme://127.0.0.1:${LB_PORT[$b]}/" -timeout "$START_TIMEOUT" 2>>"$logf"; then
     log "$b did not answer on 127.0.0.1:${LB_PORT[$b]} within $START_TIMEOUT; last log lines:"
     tail -n 5 "$logf" >&2 || true
     stop_group "$BAL_PID"
@@ -153,7 +158,7 @@ start_balancer() {
 }
 
 # ---------------------------------------------------------------- workloads
-RAW=$TMP/raw.tsv # workload run balancer value p99ms errors requests note
+RAW=$TMP/raw.tsv # workload run balancer value p99ms errors requests note foreign% cpu-us/req p50ms
 : >"$RAW"
 
 to_ms() { # wrk time ("812.00us", "2.34ms", "1.02s", "1.50m") -> ms
@@ -167,10 +172,18 @@ to_ms() { # wrk time ("812.00us", "2.34ms", "1.02s", "1.50m") -> ms
 }
 
 # run_wrk OUTFILE CONNS DURATION URL [extra wrk args...]
+# With URL "tlsload://HOST:PORT/PATH" it runs W6's client (benchtool tlsload)
+# instead of wrk, on the same core and with the same accounting.
 run_wrk() {
   local out=$1 conns=$2 dur=$3 url=$4
   shift 4
-  start_group "$out" taskset -c "$LOAD_CPU" wrk -t"$WRK_THREADS" -c"$conns" -d"$dur" --latency "$@" "$url"
+  if [[ $url == tlsload://* ]]; then
+    local hp=${url#tlsload://}
+    start_group "$out" taskset -c "$LOAD_CPU" "$TMP/benchtool" tlsload -addr "${hp%%/*}" -path "/${hp#*/}" \
+      -c "$conns" -d "$dur" -sni bench.test
+  else
+    start_group "$out" taskset -c "$LOAD_CPU" wrk -t"$WRK_THREADS" -c"$conns" -d"$dur" --latency "$@" "$url"
+  fi
   local pid=$STARTED_PID rc=0
   wait "$pid" || rc=$?
   stop_group "$pid"
@@ -183,8 +196,14 @@ measure_http() { # workload run balancer
   W1) conns=64 path=/ ;;
   W2) conns=64 path=/16k ;;
   W3) conns=32 path=/ extra=(-H 'Connection: close') ;;
+  W5) conns=64 path=/ ;;
+  W6) conns=32 path=/ ;;
   esac
   local url="http://127.0.0.1:${LB_PORT[$b]}$path" out=$TMP/wrk-$w-$r-$b.txt
+  case $w in
+  W5) url="https://127.0.0.1:${LB_PORT[$b]}$path" ;;
+  W6) url="tlsload://127.0.0.1:${LB_PORT[$b]}$path" ;;
+  esac
   if [[ $WARMUP != 0 && $WARMUP != 0s ]]; then
     run_wrk "$out.warmup" "$conns" "$WARMUP" "$url" "${extra[@]}" || true
   fi
@@ -211,13 +230,23 @@ measure_http() { # workload run balancer
     printf '%s\t%s\t%s\t\t\t\t\twrk failed\n' "$w" "$r" "$b" >>"$RAW"
     return
   fi
-  local rps p99 reqs errs non2xx
-  rps=$(awk '/^Requests\/sec:/ { print $2 }' "$out")
-  p99=$(to_ms "$(awk '$1 == "99%" { print $2 }' "$out")")
-  reqs=$(awk '/requests in/ { print $1 }' "$out")
-  errs=$(awk '/Socket errors:/ { gsub(",", ""); print $4 + $6 + $8 + $10 }' "$out")
-  non2xx=$(awk '/Non-2xx or 3xx responses:/ { print $NF }' "$out")
-  errs=$((${errs:-0} + ${non2xx:-0}))
+  local rps p50 p99 reqs errs non2xx resumed=0
+  if [[ $w == W6 ]]; then # benchtool tlsload's key-value lines
+    rps=$(awk '$1 == "rps" { print $2 }' "$out")
+    p50=$(awk '$1 == "p50_ms" { print $2 }' "$out")
+    p99=$(awk '$1 == "p99_ms" { print $2 }' "$out")
+    reqs=$(awk '$1 == "requests" { print $2 }' "$out")
+    errs=$(awk '$1 == "errors" { print $2 }' "$out")
+    resumed=$(awk '$1 == "resumed" { print $2 }' "$out")
+  else
+    rps=$(awk '/^Requests\/sec:/ { print $2 }' "$out")
+    p50=$(to_ms "$(awk '$1 == "50%" { print $2 }' "$out")")
+    p99=$(to_ms "$(awk '$1 == "99%" { print $2 }' "$out")")
+    reqs=$(awk '/requests in/ { print $1 }' "$out")
+    errs=$(awk '/Socket errors:/ { gsub(",", ""); print $4 + $6 + $8 + $10 }' "$out")
+    non2xx=$(awk '/Non-2xx or 3xx responses:/ { print $NF }' "$out")
+    errs=$((${errs:-0} + ${non2xx:-0}))
+  fi
   # The balancer's own CPU time (utime+stime of its process group over the
   # measured run) per request served, in microseconds.
   local cpureq=""
@@ -226,9 +255,10 @@ measure_http() { # workload run balancer
   fi
   local note=""
   if [[ -n $reqs ]] && ((reqs > 0)) && ((errs * 100 > reqs)); then note="errors>1%"; fi
+  if ((${resumed:-0} > 0)); then note="${note:+$note; }$resumed handshakes resumed"; fi
   if ((foreign > FOREIGN_MAX_PCT)); then note="${note:+$note; }other work took ${foreign}% of the CPUs"; fi
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$w" "$r" "$b" "$rps" "$p99" "$errs" "$reqs" "$note" "$foreign" "$cpureq" >>"$RAW"
-  log "$w run $r/$RUNS $b: ${rps:-?} req/s, p99 ${p99:-?} ms, balancer CPU ${cpureq:-?} us/req, errors $errs, other work ${foreign}% CPU${note:+ ($note)}"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$w" "$r" "$b" "$rps" "$p99" "$errs" "$reqs" "$note" "$foreign" "$cpureq" "$p50" >>"$RAW"
+  log "$w run $r/$RUNS $b: ${rps:-?} req/s, p50 ${p50:-?} ms, p99 ${p99:-?} ms, balancer CPU ${cpureq:-?} us/req, errors $errs, other work ${foreign}% CPU${note:+ ($note)}"
 }
 
 measure_idle() { # W4: RSS delta per idle keep-alive client connection
@@ -302,7 +332,9 @@ for w in $WORKLOADS; do
         continue
       fi
       wait_idle
-      if ! start_balancer "$b" "$w-$r"; then
+      tlsarg=""
+      if is_tls "$w"; then tlsarg=-tls; fi
+      if ! start_balancer "$b" "$w-$r" $tlsarg; then
         printf '%s\t%s\t%s\t\t\t\t\tdid not start\n' "$w" "$r" "$b" >>"$RAW"
         continue
       fi

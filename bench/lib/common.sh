@@ -76,6 +76,7 @@ install_packages() {
   command -v nginx >/dev/null || missing+=(nginx)
   command -v haproxy >/dev/null || missing+=(haproxy)
   command -v wrk >/dev/null || missing+=(wrk)
+  command -v openssl >/dev/null || missing+=(openssl)
   command -v taskset >/dev/null || missing+=(util-linux)
   command -v setsid >/dev/null || missing+=(util-linux)
   command -v ps >/dev/null || missing+=(procps)

@@ -101,3 +101,37 @@ nginx -t -q -p "$TMP/nginx-lb/" -c "$TMP/nginx-lb/nginx.conf" -e "$TMP/nginx-lb/
 nginx -t -q -p "$TMP/backend/" -c "$TMP/backend/nginx.conf" -e "$TMP/backend/error.log" >&2 || die "nginx backend config invalid"
 haproxy -c -q -f "$TMP/haproxy/haproxy.cfg" >&2 || die "haproxy config invalid"
 
+
+# ----- HTTPS (W5, W6): one self-signed ECDSA P-256 certificate for bench.test,
+# and for each balancer a second config that differs from the plain one only in
+# its listener: TLS 1.3 only (so every handshake is a TLS 1.3 one whatever the
+# client offers), ALPN http/1.1, otherwise each balancer's TLS defaults (its
+# session tickets too; the W6 client never uses them).
+mkdir -p "$TMP/tls"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 \
+  -subj /CN=bench.test -addext subjectAltName=DNS:bench.test \
+  -keyout "$TMP/tls/bench.key" -out "$TMP/tls/bench.pem" >"$TMP/tls/openssl.log" 2>&1 ||
+  { cat "$TMP/tls/openssl.log" >&2; die "openssl could not make the test certificate"; }
+cat "$TMP/tls/bench.pem" "$TMP/tls/bench.key" >"$TMP/tls/bench-haproxy.pem" # HAProxy wants both in one file
+chmod -R a+rX "$TMP/tls"
+
+sed -e "s|^\( *\)listen 127.0.0.1:${LB_PORT[nginx]} backlog=4096;|\1listen 127.0.0.1:${LB_PORT[nginx]} ssl backlog=4096;\\
+\1ssl_certificate $TMP/tls/bench.pem;\\
+\1ssl_certificate_key $TMP/tls/bench.key;\\
+\1ssl_protocols TLSv1.3;|" "$TMP/nginx-lb/nginx.conf" >"$TMP/nginx-lb/nginx-tls.conf"
+grep -q 'ssl_protocols TLSv1.3' "$TMP/nginx-lb/nginx-tls.conf" || die "could not derive the nginx TLS config"
+
+sed -e "s|^\( *bind 127.0.0.1:${LB_PORT[haproxy]}\)\$|\1 ssl crt $TMP/tls/bench-haproxy.pem ssl-min-ver TLSv1.3 alpn http/1.1|" \
+  "$TMP/haproxy/haproxy.cfg" >"$TMP/haproxy/haproxy-tls.cfg"
+grep -q 'ssl-min-ver TLSv1.3' "$TMP/haproxy/haproxy-tls.cfg" || die "could not derive the HAProxy TLS config"
+
+cat >"$TMP/fulcrum-run/config-tls.json" <<EOF
+{"admin_addr": "", "access_log": false, "log_level": "warn", "health_check_interval": "30s", "max_fail_count": 3,
+ "pools": {"default": {"strategy": "round_robin", "backends": [{"url":"http://127.0.0.1:$B1"},{"url":"http://127.0.0.1:$B2"},{"url":"http://127.0.0.1:$B3"}]}},
+ "listeners": [{"name": "default", "listen_addr": "127.0.0.1:${LB_PORT[fulcrum]}",
+   "tls": {"certificates": [{"cert_file": "$TMP/tls/bench.pem", "key_file": "$TMP/tls/bench.key"}], "min_version": "1.3"},
+   "routes": [{"pool": "default"}]}]}
+EOF
+
+nginx -t -q -p "$TMP/nginx-lb/" -c "$TMP/nginx-lb/nginx-tls.conf" -e "$TMP/nginx-lb/error.log" >&2 || die "nginx TLS balancer config invalid"
+haproxy -c -q -f "$TMP/haproxy/haproxy-tls.cfg" >&2 || die "haproxy TLS config invalid"

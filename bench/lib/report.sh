@@ -2,12 +2,13 @@
 # notes, and (RESULTS=1) bench/RESULTS.md.
 
 # ---------------------------------------------------------------- report
-declare -A MED_V=() MED_P=() MED_C=()
+declare -A MED_V=() MED_P=() MED_C=() MED_P50=()
 for w in $WORKLOADS; do
   for b in $ALL_BALANCERS; do
     MED_C[$w.$b]=$(awk -F'\t' -v w="$w" -v b="$b" '$1 == w && $3 == b && $10 != "" { print $10 }' "$RAW" | median)
     MED_V[$w.$b]=$(awk -F'\t' -v w="$w" -v b="$b" '$1 == w && $3 == b && $4 != "" { print $4 }' "$RAW" | median)
     MED_P[$w.$b]=$(awk -F'\t' -v w="$w" -v b="$b" '$1 == w && $3 == b && $5 != "" { print $5 }' "$RAW" | median)
+    MED_P50[$w.$b]=$(awk -F'\t' -v w="$w" -v b="$b" '$1 == w && $3 == b && $11 != "" { print $11 }' "$RAW" | median)
   done
 done
 
@@ -18,24 +19,27 @@ cell() { # workload balancer
   if [[ $w == W4 ]]; then
     printf '%.1f KiB/conn' "$v"
   else
-    printf '%.0f req/s, p99 %.2f ms' "$v" "$p"
+    printf '%.0f req/s' "$v"
+    if [[ -n ${MED_P50[$w.$b]} ]]; then printf ', p50 %.2f ms' "${MED_P50[$w.$b]}"; fi
+    printf ', p99 %.2f ms' "$p"
     if [[ -n ${MED_C[$w.$b]} ]]; then printf ', CPU %.1f µs/req' "${MED_C[$w.$b]}"; fi
   fi
 }
-ratio() { # workload a b
-  local x=${MED_V[$1.$2]} y=${MED_V[$1.$3]}
+ratio() { # workload a b [V|P|C]: ratio of the medians of req/s (V, default), p99 (P) or CPU/req (C)
+  local -n med=MED_${4:-V}
+  local x=${med[$1.$2]:-} y=${med[$1.$3]:-}
   if [[ -z $x || -z $y ]]; then echo "n/a"; return; fi
   awk -v x="$x" -v y="$y" 'BEGIN { if (y + 0 == 0) print "n/a"; else printf "%.2f", x / y }'
 }
 
 TABLE=$TMP/table.md
 {
-  echo "| workload | fulcrum | haproxy | nginx | fulcrum/haproxy | fulcrum/nginx |"
-  echo "|---|---|---|---|---|---|"
+  echo "| workload | fulcrum | haproxy | nginx | fulcrum/haproxy | fulcrum/nginx | p99 fulcrum/haproxy | CPU/req fulcrum/haproxy |"
+  echo "|---|---|---|---|---|---|---|---|"
   for w in $WORKLOADS; do
     desc=${WL_DESC[$w]}
     [[ $w == W4 ]] && desc="$desc ($W4_CONNS held; KiB/conn, lower is better)"
-    echo "| $desc | $(cell "$w" fulcrum) | $(cell "$w" haproxy) | $(cell "$w" nginx) | $(ratio "$w" fulcrum haproxy) | $(ratio "$w" fulcrum nginx) |"
+    echo "| $desc | $(cell "$w" fulcrum) | $(cell "$w" haproxy) | $(cell "$w" nginx) | $(ratio "$w" fulcrum haproxy) | $(ratio "$w" fulcrum nginx) | $(ratio "$w" fulcrum haproxy P) | $(ratio "$w" fulcrum haproxy C) |"
   done
 } >"$TABLE"
 
@@ -58,9 +62,9 @@ NOTES=$TMP/notes.md
 
 RAWMD=$TMP/raw.md
 {
-  echo "| workload | run | balancer | req/s or KiB/conn | p99 ms | balancer CPU µs/req | errors | requests or conns | other work, % CPU | note |"
-  echo "|---|---|---|---|---|---|---|---|---|---|"
-  awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $10, $6, $7, $9, $8 }' "$RAW"
+  echo "| workload | run | balancer | req/s or KiB/conn | p50 ms | p99 ms | balancer CPU µs/req | errors | requests or conns | other work, % CPU | note |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|"
+  awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $11, $5, $10, $6, $7, $9, $8 }' "$RAW"
 } >"$RAWMD"
 
 echo
