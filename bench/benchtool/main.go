@@ -15,6 +15,12 @@
 //
 //	benchtool tlsload -addr HOST:PORT [-c 32] [-d 10s] [-path /]
 //	    W6: a full TLS 1.3 handshake per request (see tlsload.go).
+//
+//	benchtool serve -addr HOST:PORT
+//	    A backend that answers 200 "ok" (bench/testssl.sh).
+//
+//	benchtool sslcheck -json FILE
+//	    Judges testssl.sh's JSON output (see sslcheck.go); exit 1 on a finding.
 package main
 
 import (
@@ -36,7 +42,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: benchtool probe|idle|tlsload [flags]")
+		fmt.Fprintln(os.Stderr, "usage: benchtool probe|idle|tlsload|serve|sslcheck [flags]")
 		os.Exit(2)
 	}
 	switch os.Args[1] {
@@ -46,6 +52,10 @@ func main() {
 		os.Exit(idle(os.Args[2:]))
 	case "tlsload":
 		os.Exit(tlsload(os.Args[2:]))
+	case "serve":
+		os.Exit(serve(os.Args[2:]))
+	case "sslcheck":
+		os.Exit(sslcheck(os.Args[2:]))
 	default:
 		fmt.Fprintln(os.Stderr, "unknown subcommand", os.Args[1])
 		os.Exit(2)
