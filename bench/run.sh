@@ -14,7 +14,7 @@ set -euo pipefail
 DURATION=${DURATION:-10s}                  # wrk duration per measured run
 WARMUP=${WARMUP:-2s}                       # wrk warm-up before each measured run ("0" = none)
 RUNS=${RUNS:-3}                            # interleaved runs per workload; medians are reported
-WORKLOADS=${WORKLOADS:-"W1 W2 W3 W4"}
+WORKLOADS=${WORKLOADS:-"W1 W2 W3 W4 W5 W6"}
 BALANCERS=${BALANCERS:-"fulcrum haproxy nginx"}
 FULCRUM_GOMAXPROCS=${FULCRUM_GOMAXPROCS:-1}
 FULCRUM_BIN=${FULCRUM_BIN:-}               # use this binary instead of building ./cmd/fulcrum
@@ -44,220 +44,18 @@ declare -A WL_DESC=(
   [W2]="W2 16 KiB responses, keep-alive, 64 conns"
   [W3]="W3 new connection per request, 32 conns"
   [W4]="W4 memory per idle client conn"
+  [W5]="W5 HTTPS tiny GET, keep-alive, TLS 1.3 ECDSA P-256, 64 conns"
+  [W6]="W6 full TLS 1.3 handshake per request, 32 conns"
 )
+is_tls() { [[ $1 == W5 || $1 == W6 ]]; } # workloads that run against the balancers' TLS configs
 ALL_BALANCERS="fulcrum haproxy nginx"
 
-for w in $WORKLOADS; do [[ -n ${WL_DESC[$w]:-} ]] || die "unknown workload '$w' (known: W1 W2 W3 W4)"; done
+for w in $WORKLOADS; do [[ -n ${WL_DESC[$w]:-} ]] || die "unknown workload '$w' (known: W1 W2 W3 W4 W5 W6)"; done
 for b in $BALANCERS; do [[ " $ALL_BALANCERS " == *" $b "* ]] || die "unknown balancer '$b' (known: $ALL_BALANCERS)"; done
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive integer"
 
-# ---------------------------------------------------------------- cleanup
-TMP=""
-declare -a GROUPS_STARTED=()   # process-group ids (each started with setsid)
-CGROUP_DIR=""
-POLICY_RC_CREATED=0
-
-# stop_group PGID: SIGTERM the whole process group, SIGKILL after 5s.
-stop_group() {
-  local pg=$1 i target=""
-  # The group if it exists, else (should it not have become a group) the pid.
-  if kill -0 -- "-$pg" 2>/dev/null; then target="-$pg"; elif kill -0 "$pg" 2>/dev/null; then target=$pg; fi
-  if [[ -n $target ]]; then
-    kill -TERM -- "$target" 2>/dev/null || true
-    for ((i = 0; i < 50; i++)); do
-      kill -0 -- "$target" 2>/dev/null || break
-      sleep 0.1
-    done
-    if kill -0 -- "$target" 2>/dev/null; then
-      kill -KILL -- "$target" 2>/dev/null || true
-      sleep 0.2
-    fi
-  fi
-  wait "$pg" 2>/dev/null || true
-  local keep=() g
-  for g in "${GROUPS_STARTED[@]}"; do [[ $g == "$pg" ]] || keep+=("$g"); done
-  GROUPS_STARTED=("${keep[@]}")
-}
-
-cleanup() {
-  local rc=$?
-  set +e
-  trap - EXIT INT TERM
-  local g
-  for g in "${GROUPS_STARTED[@]}"; do stop_group "$g"; done
-  if [[ -n $CGROUP_DIR && -d $CGROUP_DIR ]]; then
-    rmdir "$CGROUP_DIR" 2>/dev/null || log "could not remove cgroup $CGROUP_DIR"
-  fi
-  if [[ $POLICY_RC_CREATED == 1 ]]; then rm -f /usr/sbin/policy-rc.d; fi
-  if [[ -n $TMP && -d $TMP ]]; then
-    if [[ $KEEP_TMP == 1 ]]; then log "kept temp dir $TMP"; else rm -rf "$TMP"; fi
-  fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# start_group LOGFILE CMD...: start CMD in a new session/process group.
-# Sets STARTED_PID (== its process-group id).
-start_group() {
-  local logf=$1
-  shift
-  setsid "$@" >"$logf" 2>&1 </dev/null &
-  STARTED_PID=$!
-  GROUPS_STARTED+=("$STARTED_PID")
-  # setsid only forks when it is already a group leader, which a background job
-  # of a non-interactive script never is, so the job's pid becomes the id of
-  # its new process group. Wait until it has (a moment after the fork), so that
-  # a kill of the group right away cannot miss it.
-  local i pg
-  for ((i = 0; i < 50; i++)); do
-    pg=$(ps -o pgid= -p "$STARTED_PID" 2>/dev/null | tr -d ' ' || true)
-    [[ -z $pg || $pg == "$STARTED_PID" ]] && return 0
-    sleep 0.02
-  done
-  log "warning: pid $STARTED_PID did not become a process-group leader"
-}
-
-# ---------------------------------------------------------------- install
-install_packages() {
-  local missing=()
-  command -v nginx >/dev/null || missing+=(nginx)
-  command -v haproxy >/dev/null || missing+=(haproxy)
-  command -v wrk >/dev/null || missing+=(wrk)
-  command -v taskset >/dev/null || missing+=(util-linux)
-  command -v setsid >/dev/null || missing+=(util-linux)
-  command -v ps >/dev/null || missing+=(procps)
-  ((${#missing[@]} == 0)) && return 0
-  [[ $SKIP_INSTALL == 1 ]] && die "missing: ${missing[*]} (SKIP_INSTALL=1)"
-  [[ $(id -u) == 0 ]] || die "missing: ${missing[*]}; run as root so apt-get can install them"
-  log "installing ${missing[*]} with apt-get"
-  # Keep the packages' own nginx/haproxy services from being started by the
-  # install: the benchmark runs its own instances and must leave nothing running.
-  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
-    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
-    chmod 755 /usr/sbin/policy-rc.d
-    POLICY_RC_CREATED=1
-  fi
-  apt-get update -q >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >&2
-  if [[ $POLICY_RC_CREATED == 1 ]]; then rm -f /usr/sbin/policy-rc.d; POLICY_RC_CREATED=0; fi
-}
-
-# ---------------------------------------------------------------- helpers
-declare -A USED_PORTS=()
-port_busy() { # port in use by any TCP socket on this machine?
-  local hex
-  hex=$(printf '%04X' "$1")
-  awk -v h="$hex" 'FNR > 1 { n = split($2, a, ":"); if (a[n] == h) { f = 1; exit } } END { exit !f }' \
-    /proc/net/tcp /proc/net/tcp6 2>/dev/null
-}
-# pick_port: sets PICKED to a free port outside the ephemeral range.
-pick_port() {
-  local elo ehi lo hi p i
-  read -r elo ehi </proc/sys/net/ipv4/ip_local_port_range
-  if ((elo > 12000)); then lo=10000; hi=$((elo - 1)); else lo=$((ehi + 1)); hi=65000; fi
-  for ((i = 0; i < 500; i++)); do
-    p=$((lo + (RANDOM * 32768 + RANDOM) % (hi - lo)))
-    [[ -n ${USED_PORTS[$p]:-} ]] && continue
-    port_busy "$p" && continue
-    USED_PORTS[$p]=1
-    PICKED=$p
-    return 0
-  done
-  die "no free port found"
-}
-
-median() { # numbers on stdin -> median (empty if none)
-  sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) exit; if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
-}
-
-# CPU accounting, to tell how much of the machine other work took during a run.
-cpu_total_jiffies() { # "BUSY ALL" jiffies of all CPUs (busy: user nice system irq softirq)
-  awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8 }' /proc/stat
-}
-group_jiffies() { # utime+stime of the live processes of a process group
-  local pg=$1 pid st f sum=0
-  for pid in $(ps -e -o pid=,pgid= | awk -v g="$pg" '$2 == g { print $1 }'); do
-    st=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
-    read -r -a f <<<"${st##*) }" # fields from "state" on: utime is f[11], stime f[12]
-    sum=$((sum + f[11] + f[12]))
-  done
-  echo "$sum"
-}
-# user+sys of this shell's reaped children (such as wrk), from bash's `times`,
-# which must run in this shell, not in a $(...) subshell:
-#   times >"$TMP/times.txt"; c=$(children_jiffies)
-children_jiffies() {
-  awk -v hz="$CLK_TCK" 'NR == 2 {
-    s = 0
-    for (i = 1; i <= 2; i++) { split($i, a, "m"); sub(/s$/, "", a[2]); s += a[1] * 60 + a[2] }
-    printf "%d", s * hz }' "$TMP/times.txt"
-}
-CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
-
-group_rss_kib() { # summed VmRSS (KiB) of all processes in a process group
-  ps -e -o pgid=,rss= | awk -v g="$1" '$1 == g { s += $2 } END { print s + 0 }'
-}
-
-# ---------------------------------------------------------------- half-core
-HC_PREFIX=()
-HC_MODE="full core (no CPU quota)"
-setup_half_core() {
-  local q=$((CPU_QUOTA_PCT * 1000)) d
-  if command -v systemd-run >/dev/null && systemd-run --scope -q -p "CPUQuota=${CPU_QUOTA_PCT}%" -- true >/dev/null 2>&1; then
-    HC_PREFIX=(systemd-run --scope -q -p "CPUQuota=${CPU_QUOTA_PCT}%" --)
-    HC_MODE="CPU quota ${CPU_QUOTA_PCT}% of one core (systemd-run --scope)"
-    return 0
-  fi
-  local why="systemd-run --scope not usable (no systemd as init?)"
-  if [[ -f /sys/fs/cgroup/cgroup.controllers ]]; then
-    if grep -qw cpu /sys/fs/cgroup/cgroup.controllers; then
-      grep -qw cpu /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null ||
-        echo +cpu >/sys/fs/cgroup/cgroup.subtree_control 2>/dev/null || true
-      d=/sys/fs/cgroup/fulcrum-bench.$$
-      if mkdir "$d" 2>/dev/null; then
-        CGROUP_DIR=$d
-        if echo "$q 100000" >"$d/cpu.max" 2>/dev/null; then
-          HC_PREFIX=(sh -c 'echo $$ >"$0" && exec "$@"' "$d/cgroup.procs")
-          HC_MODE="CPU quota ${CPU_QUOTA_PCT}% of one core (cgroup v2 cpu.max \"$q 100000\")"
-          return 0
-        fi
-        rmdir "$d" 2>/dev/null || true
-        CGROUP_DIR=""
-        why+="; cgroup v2: cannot write cpu.max"
-      else
-        why+="; cgroup v2: cannot create $d"
-      fi
-    else
-      why+="; cgroup v2: cpu controller not available"
-    fi
-  else
-    why+="; no cgroup v2 at /sys/fs/cgroup"
-  fi
-  # cgroup v1 (cpu controller mounted on its own), as on some container hosts.
-  if [[ -f /sys/fs/cgroup/cpu/cpu.cfs_quota_us ]]; then
-    d=/sys/fs/cgroup/cpu/fulcrum-bench.$$
-    if mkdir "$d" 2>/dev/null; then
-      CGROUP_DIR=$d
-      if echo 100000 >"$d/cpu.cfs_period_us" 2>/dev/null && echo "$q" >"$d/cpu.cfs_quota_us" 2>/dev/null; then
-        HC_PREFIX=(sh -c 'echo $$ >"$0" && exec "$@"' "$d/cgroup.procs")
-        HC_MODE="CPU quota ${CPU_QUOTA_PCT}% of one core (cgroup v1 cpu.cfs_quota_us=$q, period 100000)"
-        return 0
-      fi
-      rmdir "$d" 2>/dev/null || true
-      CGROUP_DIR=""
-      why+="; cgroup v1: cannot set cpu.cfs_quota_us"
-    else
-      why+="; cgroup v1: cannot create $d"
-    fi
-  else
-    why+="; no cgroup v1 cpu controller"
-  fi
-  HC_MODE="full core — half-core mode requested but UNAVAILABLE: $why"
-  log "half-core mode unavailable: $why"
-  return 1
-}
+# shellcheck source=lib/common.sh
+source "$BENCH_DIR/lib/common.sh"
 
 # ---------------------------------------------------------------- setup
 install_packages
@@ -315,105 +113,8 @@ pick_port; B2=$PICKED
 pick_port; B3=$PICKED
 declare -A LB_PORT=()
 for b in $ALL_BALANCERS; do pick_port; LB_PORT[$b]=$PICKED; done
-
-# ----- backends: one nginx instance, three ports, on the load-generator core
-mkdir -p "$TMP/backend/www" "$TMP/backend/tmp"
-head -c 16384 /dev/zero | tr '\0' 'x' >"$TMP/backend/www/16k"
-chmod -R a+rX "$TMP/backend"
-nginx_common_tmp() { # temp paths inside the instance's own dir
-  local d=$1
-  printf '    client_body_temp_path %s/tmp/client;\n    proxy_temp_path %s/tmp/proxy;\n    fastcgi_temp_path %s/tmp/fastcgi;\n    uwsgi_temp_path %s/tmp/uwsgi;\n    scgi_temp_path %s/tmp/scgi;\n' "$d" "$d" "$d" "$d" "$d"
-}
-cat >"$TMP/backend/nginx.conf" <<EOF
-worker_processes 1;
-pid $TMP/backend/nginx.pid;
-error_log $TMP/backend/error.log warn;
-worker_rlimit_nofile 65536;
-events { worker_connections 16384; }
-http {
-    access_log off;
-    default_type text/plain;
-    sendfile on;
-    keepalive_requests 1000000000;
-    keepalive_timeout 300s;
-$(nginx_common_tmp "$TMP/backend")
-    server {
-        listen 127.0.0.1:$B1 backlog=4096;
-        listen 127.0.0.1:$B2 backlog=4096;
-        listen 127.0.0.1:$B3 backlog=4096;
-        root $TMP/backend/www;
-        location = / { return 200 "ok"; }
-        location = /16k { }
-    }
-}
-EOF
-
-# ----- reference balancers
-mkdir -p "$TMP/nginx-lb/tmp" "$TMP/haproxy" "$TMP/fulcrum-run"
-cat >"$TMP/nginx-lb/nginx.conf" <<EOF
-worker_processes 1;
-pid $TMP/nginx-lb/nginx.pid;
-error_log $TMP/nginx-lb/error.log warn;
-worker_rlimit_nofile 65536;
-events { worker_connections 30000; }
-http {
-    access_log off;
-    keepalive_requests 1000000000;
-    keepalive_timeout 300s;
-$(nginx_common_tmp "$TMP/nginx-lb")
-    upstream backends {
-        server 127.0.0.1:$B1;
-        server 127.0.0.1:$B2;
-        server 127.0.0.1:$B3;
-        keepalive 64;
-        keepalive_requests 1000000000;
-        keepalive_timeout 300s;
-    }
-    server {
-        listen 127.0.0.1:${LB_PORT[nginx]} backlog=4096;
-        location / {
-            proxy_pass http://backends;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-        }
-    }
-}
-EOF
-
-cat >"$TMP/haproxy/haproxy.cfg" <<EOF
-global
-    nbthread 1
-    maxconn $HAPROXY_MAXCONN
-
-defaults
-    mode http
-    maxconn $HAPROXY_MAXCONN
-    timeout connect 5s
-    timeout client 300s
-    timeout server 300s
-    timeout http-request 300s
-    timeout http-keep-alive 300s
-
-frontend fe
-    bind 127.0.0.1:${LB_PORT[haproxy]}
-    default_backend be
-
-backend be
-    balance roundrobin
-    http-reuse always
-    server b1 127.0.0.1:$B1
-    server b2 127.0.0.1:$B2
-    server b3 127.0.0.1:$B3
-EOF
-
-cat >"$TMP/fulcrum-run/config.json" <<EOF
-{"listen_addr": "127.0.0.1:${LB_PORT[fulcrum]}", "admin_addr": "", "strategy": "round_robin", "health_check_interval": "30s", "max_fail_count": 3, "access_log": false, "log_level": "warn", "backends": [{"url":"http://127.0.0.1:$B1"},{"url":"http://127.0.0.1:$B2"},{"url":"http://127.0.0.1:$B3"}]}
-EOF
-
-# Config checks, so that a typo shows up before any run.
-nginx -t -q -p "$TMP/nginx-lb/" -c "$TMP/nginx-lb/nginx.conf" -e "$TMP/nginx-lb/error.log" >&2 || die "nginx balancer config invalid"
-nginx -t -q -p "$TMP/backend/" -c "$TMP/backend/nginx.conf" -e "$TMP/backend/error.log" >&2 || die "nginx backend config invalid"
-haproxy -c -q -f "$TMP/haproxy/haproxy.cfg" >&2 || die "haproxy config invalid"
+# shellcheck source=lib/configs.sh
+source "$BENCH_DIR/lib/configs.sh"
 
 log "starting backends (nginx) on 127.0.0.1:$B1,$B2,$B3, core $LOAD_CPU"
 start_group "$TMP/backend/stdout.log" taskset -c "$LOAD_CPU" \
@@ -425,27 +126,29 @@ for p in $B1 $B2 $B3; do
 done
 
 # ---------------------------------------------------------------- balancers
-# start_balancer NAME: starts it pinned to BAL_CPU; sets BAL_PID. Returns 1 if it
+# start_balancer NAME TAG [-tls]: starts it pinned to BAL_CPU, with its plain-HTTP
+# config, or with "-tls" its HTTPS one (W5, W6); sets BAL_PID. Returns 1 if it
 # did not answer within START_TIMEOUT.
 start_balancer() {
-  local b=$1 logf=$TMP/$1-$2.log
+  local b=$1 logf=$TMP/$1-$2.log tls=${3:-} scheme=http
+  [[ -n $tls ]] && scheme=https
   case $b in
   fulcrum)
     [[ -n $FULCRUM ]] || return 1
     start_group "$logf" "${HC_PREFIX[@]}" taskset -c "$BAL_CPU" \
-      env GOMAXPROCS="$FULCRUM_GOMAXPROCS" "$FULCRUM" -config "$TMP/fulcrum-run/config.json"
+      env GOMAXPROCS="$FULCRUM_GOMAXPROCS" "$FULCRUM" -config "$TMP/fulcrum-run/config$tls.json"
     ;;
   haproxy)
     start_group "$logf" "${HC_PREFIX[@]}" taskset -c "$BAL_CPU" \
-      haproxy -db -f "$TMP/haproxy/haproxy.cfg"
+      haproxy -db -f "$TMP/haproxy/haproxy$tls.cfg"
     ;;
   nginx)
     start_group "$logf" "${HC_PREFIX[@]}" taskset -c "$BAL_CPU" \
-      nginx -p "$TMP/nginx-lb/" -c "$TMP/nginx-lb/nginx.conf" -e "$TMP/nginx-lb/error.log" -g 'daemon off;'
+      nginx -p "$TMP/nginx-lb/" -c "$TMP/nginx-lb/nginx$tls.conf" -e "$TMP/nginx-lb/error.log" -g 'daemon off;'
     ;;
   esac
   BAL_PID=$STARTED_PID
-  if ! "$TMP/benchtool" probe -url "http://127.0.0.1:${LB_PORT[$b]}/" -timeout "$START_TIMEOUT" 2>>"$logf"; then
+  if ! "$TMP/benchtool" probe -url "$scheme://127.0.0.1:${LB_PORT[$b]}/" -timeout "$START_TIMEOUT" 2>>"$logf"; then
     log "$b did not answer on 127.0.0.1:${LB_PORT[$b]} within $START_TIMEOUT; last log lines:"
     tail -n 5 "$logf" >&2 || true
     stop_group "$BAL_PID"
@@ -455,7 +158,7 @@ start_balancer() {
 }
 
 # ---------------------------------------------------------------- workloads
-RAW=$TMP/raw.tsv # workload run balancer value p99ms errors requests note
+RAW=$TMP/raw.tsv # workload run balancer value p99ms errors requests note foreign% cpu-us/req p50ms
 : >"$RAW"
 
 to_ms() { # wrk time ("812.00us", "2.34ms", "1.02s", "1.50m") -> ms
@@ -469,10 +172,18 @@ to_ms() { # wrk time ("812.00us", "2.34ms", "1.02s", "1.50m") -> ms
 }
 
 # run_wrk OUTFILE CONNS DURATION URL [extra wrk args...]
+# With URL "tlsload://HOST:PORT/PATH" it runs W6's client (benchtool tlsload)
+# instead of wrk, on the same core and with the same accounting.
 run_wrk() {
   local out=$1 conns=$2 dur=$3 url=$4
   shift 4
-  start_group "$out" taskset -c "$LOAD_CPU" wrk -t"$WRK_THREADS" -c"$conns" -d"$dur" --latency "$@" "$url"
+  if [[ $url == tlsload://* ]]; then
+    local hp=${url#tlsload://}
+    start_group "$out" taskset -c "$LOAD_CPU" "$TMP/benchtool" tlsload -addr "${hp%%/*}" -path "/${hp#*/}" \
+      -c "$conns" -d "$dur" -sni bench.test
+  else
+    start_group "$out" taskset -c "$LOAD_CPU" wrk -t"$WRK_THREADS" -c"$conns" -d"$dur" --latency "$@" "$url"
+  fi
   local pid=$STARTED_PID rc=0
   wait "$pid" || rc=$?
   stop_group "$pid"
@@ -485,8 +196,14 @@ measure_http() { # workload run balancer
   W1) conns=64 path=/ ;;
   W2) conns=64 path=/16k ;;
   W3) conns=32 path=/ extra=(-H 'Connection: close') ;;
+  W5) conns=64 path=/ ;;
+  W6) conns=32 path=/ ;;
   esac
   local url="http://127.0.0.1:${LB_PORT[$b]}$path" out=$TMP/wrk-$w-$r-$b.txt
+  case $w in
+  W5) url="https://127.0.0.1:${LB_PORT[$b]}$path" ;;
+  W6) url="tlsload://127.0.0.1:${LB_PORT[$b]}$path" ;;
+  esac
   if [[ $WARMUP != 0 && $WARMUP != 0s ]]; then
     run_wrk "$out.warmup" "$conns" "$WARMUP" "$url" "${extra[@]}" || true
   fi
@@ -513,13 +230,23 @@ measure_http() { # workload run balancer
     printf '%s\t%s\t%s\t\t\t\t\twrk failed\n' "$w" "$r" "$b" >>"$RAW"
     return
   fi
-  local rps p99 reqs errs non2xx
-  rps=$(awk '/^Requests\/sec:/ { print $2 }' "$out")
-  p99=$(to_ms "$(awk '$1 == "99%" { print $2 }' "$out")")
-  reqs=$(awk '/requests in/ { print $1 }' "$out")
-  errs=$(awk '/Socket errors:/ { gsub(",", ""); print $4 + $6 + $8 + $10 }' "$out")
-  non2xx=$(awk '/Non-2xx or 3xx responses:/ { print $NF }' "$out")
-  errs=$((${errs:-0} + ${non2xx:-0}))
+  local rps p50 p99 reqs errs non2xx resumed=0
+  if [[ $w == W6 ]]; then # benchtool tlsload's key-value lines
+    rps=$(awk '$1 == "rps" { print $2 }' "$out")
+    p50=$(awk '$1 == "p50_ms" { print $2 }' "$out")
+    p99=$(awk '$1 == "p99_ms" { print $2 }' "$out")
+    reqs=$(awk '$1 == "requests" { print $2 }' "$out")
+    errs=$(awk '$1 == "errors" { print $2 }' "$out")
+    resumed=$(awk '$1 == "resumed" { print $2 }' "$out")
+  else
+    rps=$(awk '/^Requests\/sec:/ { print $2 }' "$out")
+    p50=$(to_ms "$(awk '$1 == "50%" { print $2 }' "$out")")
+    p99=$(to_ms "$(awk '$1 == "99%" { print $2 }' "$out")")
+    reqs=$(awk '/requests in/ { print $1 }' "$out")
+    errs=$(awk '/Socket errors:/ { gsub(",", ""); print $4 + $6 + $8 + $10 }' "$out")
+    non2xx=$(awk '/Non-2xx or 3xx responses:/ { print $NF }' "$out")
+    errs=$((${errs:-0} + ${non2xx:-0}))
+  fi
   # The balancer's own CPU time (utime+stime of its process group over the
   # measured run) per request served, in microseconds.
   local cpureq=""
@@ -528,9 +255,10 @@ measure_http() { # workload run balancer
   fi
   local note=""
   if [[ -n $reqs ]] && ((reqs > 0)) && ((errs * 100 > reqs)); then note="errors>1%"; fi
+  if ((${resumed:-0} > 0)); then note="${note:+$note; }$resumed handshakes resumed"; fi
   if ((foreign > FOREIGN_MAX_PCT)); then note="${note:+$note; }other work took ${foreign}% of the CPUs"; fi
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$w" "$r" "$b" "$rps" "$p99" "$errs" "$reqs" "$note" "$foreign" "$cpureq" >>"$RAW"
-  log "$w run $r/$RUNS $b: ${rps:-?} req/s, p99 ${p99:-?} ms, balancer CPU ${cpureq:-?} us/req, errors $errs, other work ${foreign}% CPU${note:+ ($note)}"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$w" "$r" "$b" "$rps" "$p99" "$errs" "$reqs" "$note" "$foreign" "$cpureq" "$p50" >>"$RAW"
+  log "$w run $r/$RUNS $b: ${rps:-?} req/s, p50 ${p50:-?} ms, p99 ${p99:-?} ms, balancer CPU ${cpureq:-?} us/req, errors $errs, other work ${foreign}% CPU${note:+ ($note)}"
 }
 
 measure_idle() { # W4: RSS delta per idle keep-alive client connection
@@ -604,7 +332,9 @@ for w in $WORKLOADS; do
         continue
       fi
       wait_idle
-      if ! start_balancer "$b" "$w-$r"; then
+      tlsarg=""
+      if is_tls "$w"; then tlsarg=-tls; fi
+      if ! start_balancer "$b" "$w-$r" $tlsarg; then
         printf '%s\t%s\t%s\t\t\t\t\tdid not start\n' "$w" "$r" "$b" >>"$RAW"
         continue
       fi
@@ -617,111 +347,5 @@ done
 
 stop_group "$BACKEND_PID"
 
-# ---------------------------------------------------------------- report
-declare -A MED_V=() MED_P=() MED_C=()
-for w in $WORKLOADS; do
-  for b in $ALL_BALANCERS; do
-    MED_C[$w.$b]=$(awk -F'\t' -v w="$w" -v b="$b" '$1 == w && $3 == b && $10 != "" { print $10 }' "$RAW" | median)
-    MED_V[$w.$b]=$(awk -F'\t' -v w="$w" -v b="$b" '$1 == w && $3 == b && $4 != "" { print $4 }' "$RAW" | median)
-    MED_P[$w.$b]=$(awk -F'\t' -v w="$w" -v b="$b" '$1 == w && $3 == b && $5 != "" { print $5 }' "$RAW" | median)
-  done
-done
-
-cell() { # workload balancer
-  local w=$1 b=$2 v=${MED_V[$1.$2]} p=${MED_P[$1.$2]}
-  if [[ " $BALANCERS " != *" $b "* ]]; then echo "not run"; return; fi
-  if [[ -z $v ]]; then echo "n/a"; return; fi
-  if [[ $w == W4 ]]; then
-    printf '%.1f KiB/conn' "$v"
-  else
-    printf '%.0f req/s, p99 %.2f ms' "$v" "$p"
-    if [[ -n ${MED_C[$w.$b]} ]]; then printf ', CPU %.1f µs/req' "${MED_C[$w.$b]}"; fi
-  fi
-}
-ratio() { # workload a b
-  local x=${MED_V[$1.$2]} y=${MED_V[$1.$3]}
-  if [[ -z $x || -z $y ]]; then echo "n/a"; return; fi
-  awk -v x="$x" -v y="$y" 'BEGIN { if (y + 0 == 0) print "n/a"; else printf "%.2f", x / y }'
-}
-
-TABLE=$TMP/table.md
-{
-  echo "| workload | fulcrum | haproxy | nginx | fulcrum/haproxy | fulcrum/nginx |"
-  echo "|---|---|---|---|---|---|"
-  for w in $WORKLOADS; do
-    desc=${WL_DESC[$w]}
-    [[ $w == W4 ]] && desc="$desc ($W4_CONNS held; KiB/conn, lower is better)"
-    echo "| $desc | $(cell "$w" fulcrum) | $(cell "$w" haproxy) | $(cell "$w" nginx) | $(ratio "$w" fulcrum haproxy) | $(ratio "$w" fulcrum nginx) |"
-  done
-} >"$TABLE"
-
-NOTES=$TMP/notes.md
-{
-  for b in $ALL_BALANCERS; do
-    if [[ -n ${NA_REASON[$b]:-} ]]; then echo "- $b: ${NA_REASON[$b]}"; fi
-  done
-  if [[ -n $W4_NOTE ]]; then echo "- $W4_NOTE"; fi
-  if [[ -n $IDLE_NOTE ]]; then echo "- $IDLE_NOTE"; fi
-  # Problems of single runs; runs disturbed by other work are summed up in one line.
-  awk -F'\t' -v max="$FOREIGN_MAX_PCT" '
-    { n8 = $8; sub(/(; )?other work took [0-9]+% of the CPUs/, "", n8) }
-    n8 != "" && n8 != "n/a" { printf "- %s run %s %s: %s\n", $1, $2, $3, n8 }
-    $9 != "" { runs++; if ($9 + 0 > max) { busy++; if ($9 + 0 > worst) worst = $9 + 0 } }
-    END {
-      if (busy) printf "- %d of %d measured runs shared the machine with other work taking more than %d%% of all CPUs (up to %d%%; per run in the table of all runs): treat those figures as rough\n", busy, runs, max, worst
-    }' "$RAW"
-} >"$NOTES"
-
-RAWMD=$TMP/raw.md
-{
-  echo "| workload | run | balancer | req/s or KiB/conn | p99 ms | balancer CPU µs/req | errors | requests or conns | other work, % CPU | note |"
-  echo "|---|---|---|---|---|---|---|---|---|---|"
-  awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $10, $6, $7, $9, $8 }' "$RAW"
-} >"$RAWMD"
-
-echo
-echo "Medians of $RUNS interleaved run(s); $HC_MODE; duration $DURATION per run."
-echo
-cat "$TABLE"
-if [[ -s $NOTES ]]; then
-  echo
-  echo "Notes:"
-  cat "$NOTES"
-fi
-
-if [[ $RESULTS == 1 ]]; then
-  # awk reads all input (head would make the writer die of SIGPIPE under pipefail)
-  ver_nginx=$(nginx -v 2>&1 | awk 'NR == 1' || true)
-  ver_haproxy=$(haproxy -v 2>&1 | awk 'NR == 1 { sub(/ - .*/, ""); print }' || true)
-  ver_wrk=$(wrk -v 2>&1 | awk 'NR == 1 { sub(/ Copyright.*/, ""); print }' || true)
-  ver_go=$(go version)
-  rev=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo "no commit")
-  cpu_model=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
-  {
-    echo "# Benchmark results"
-    echo
-    echo "Latest run of \`bench/run.sh\` (see bench/README.md). Regenerate with \`RESULTS=1 bash bench/run.sh\`."
-    echo
-    echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
-    echo "- machine: \`$(uname -a)\`"
-    echo "- cpus: $NCPU ($cpu_model); memory: $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
-    echo "- versions: $ver_nginx; $ver_haproxy; $ver_wrk; $ver_go; fulcrum at $rev"
-    echo "- settings: BALANCERS=\"$BALANCERS\" WORKLOADS=\"$WORKLOADS\" RUNS=$RUNS DURATION=$DURATION WARMUP=$WARMUP WRK_THREADS=$WRK_THREADS FULCRUM_GOMAXPROCS=$FULCRUM_GOMAXPROCS HALF_CORE=$HALF_CORE"
-    echo "- mode: $HC_MODE; balancer pinned to core $BAL_CPU, wrk + 3 nginx backends on core $LOAD_CPU"
-    echo
-    echo "## Medians"
-    echo
-    cat "$TABLE"
-    if [[ -s $NOTES ]]; then
-      echo
-      echo "Notes:"
-      echo
-      cat "$NOTES"
-    fi
-    echo
-    echo "## All runs (in the order they ran)"
-    echo
-    cat "$RAWMD"
-  } >"$BENCH_DIR/RESULTS.md"
-  log "wrote $BENCH_DIR/RESULTS.md"
-fi
+# shellcheck source=lib/report.sh
+source "$BENCH_DIR/lib/report.sh"

@@ -3,6 +3,7 @@
 //
 //	benchtool probe -url URL [-timeout 10s]
 //	    GET URL until it answers 200 (exit 0) or the timeout passes (exit 1).
+//	    An https URL's certificate is not verified (the bench's is self-signed).
 //
 //	benchtool idle -addr HOST:PORT [-n 10000] [-request=true] [-par 128]
 //	    Opens n TCP connections to addr; on each (if -request) sends one
@@ -11,10 +12,20 @@
 //	    then waits. On SIGUSR1 (or SIGTERM/SIGINT) it checks how many
 //	    connections the server still holds open, prints "alive N", closes
 //	    everything and exits. It gives up by itself after -max-hold.
+//
+//	benchtool tlsload -addr HOST:PORT [-c 32] [-d 10s] [-path /]
+//	    W6: a full TLS 1.3 handshake per request (see tlsload.go).
+//
+//	benchtool serve -addr HOST:PORT
+//	    A backend that answers 200 "ok" (bench/testssl.sh).
+//
+//	benchtool sslcheck -json FILE
+//	    Judges testssl.sh's JSON output (see sslcheck.go); exit 1 on a finding.
 package main
 
 import (
 	"bufio"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -31,7 +42,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: benchtool probe|idle [flags]")
+		fmt.Fprintln(os.Stderr, "usage: benchtool probe|idle|tlsload|serve|sslcheck [flags]")
 		os.Exit(2)
 	}
 	switch os.Args[1] {
@@ -39,6 +50,12 @@ func main() {
 		os.Exit(probe(os.Args[2:]))
 	case "idle":
 		os.Exit(idle(os.Args[2:]))
+	case "tlsload":
+		os.Exit(tlsload(os.Args[2:]))
+	case "serve":
+		os.Exit(serve(os.Args[2:]))
+	case "sslcheck":
+		os.Exit(sslcheck(os.Args[2:]))
 	default:
 		fmt.Fprintln(os.Stderr, "unknown subcommand", os.Args[1])
 		os.Exit(2)
@@ -50,7 +67,9 @@ func probe(args []string) int {
 	url := fs.String("url", "", "URL to GET")
 	timeout := fs.Duration("timeout", 10*time.Second, "give up after")
 	_ = fs.Parse(args)
-	client := &http.Client{Timeout: time.Second}
+	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, // self-signed bench certificate; loopback only
+	}}
 	deadline := time.Now().Add(*timeout)
 	var last string
 	for time.Now().Before(deadline) {
