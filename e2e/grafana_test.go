@@ -29,16 +29,6 @@ import (
 
 const dashboardPath = "../contrib/grafana/fulcrum.json"
 
-// notYetExported are families the dashboard shows that this fulcrum does
-// not export yet, with why. Such a family must not be missing from /metrics
-// for long: fulcrum_acme_orders_total comes with ACME (issue 12), which is
-// being written beside the dashboard's panel. Delete the entry once ACME has
-// landed; from then on the family is checked like every other one (the
-// allowance only applies while the family is absent).
-var notYetExported = map[string]string{
-	"fulcrum_acme_orders_total": "comes with ACME (issue 12)",
-}
-
 // dashboardExprs returns every "expr" string anywhere in the dashboard.
 func dashboardExprs(v any, out *[]string) {
 	switch v := v.(type) {
@@ -172,11 +162,7 @@ func TestGrafanaDashboard(t *testing.T) {
 				}
 				fam := metricName(m.Value, fams)
 				if _, ok := fams[fam]; !ok {
-					if why, pending := notYetExported[fam]; pending {
-						t.Logf("%s: %s is not exported yet (%s)", e, fam, why)
-					} else {
-						t.Errorf("%s: %s is not exported by fulcrum", e, m.Value)
-					}
+					t.Errorf("%s: %s is not exported by fulcrum", e, m.Value)
 				}
 				used[fam] = true
 			}
