@@ -118,7 +118,8 @@ func (p *randomPicker) Pick(r *Request) (*backend.Backend, error) {
 // uniformly among the n-1 others (the draw is from n-1 and skips over the
 // first, so no neighbour is favoured, unlike a "+1 on collision"). With equal
 // weights the second choice is exactly uniform over the others. O(1), two or
-// three Rand calls.
+// three Rand calls (one more on a retry whose excluded backend was the
+// lighter of the pair).
 type powerOfTwo struct {
 	slots []p2cSlot
 	table aliasTable
@@ -152,15 +153,38 @@ func buildPowerOfTwo(backends []*backend.Backend, rnd Rand) Picker {
 
 func (p *powerOfTwo) Pick(r *Request) (*backend.Backend, error) {
 	i, j := p.pair()
-	a, b := &p.slots[i], &p.slots[j]
+	if p.lighter(j, i) {
+		i, j = j, i
+	}
+	if !excluded(r, p.slots[i].b) {
+		return p.slots[i].b, nil
+	}
+	// The lighter one is excluded (a retry): the choice is again between
+	// two, j and a third drawn uniformly from the rest, so a retry does not
+	// land on a loaded backend just because it was paired with the excluded
+	// one.
+	if n := len(p.slots); n > 2 {
+		hi, _ := bits.Mul64(p.rnd.Uint64(), uint64(n-2))
+		k := int32(hi)
+		lo, up := min(i, j), max(i, j)
+		if k >= lo {
+			k++
+		}
+		if k >= up {
+			k++
+		}
+		if p.lighter(k, j) {
+			j = k
+		}
+	}
+	return p.slots[j].b, nil
+}
+
+// lighter reports whether slot x carries less load per weight than slot y.
+func (p *powerOfTwo) lighter(x, y int32) bool {
+	a, b := &p.slots[x], &p.slots[y]
 	la, lb := max(a.b.State.Inflight(), 0), max(b.b.State.Inflight(), 0)
-	if lb*a.w < la*b.w {
-		a, b = b, a
-	}
-	if excluded(r, a.b) {
-		return b.b, nil
-	}
-	return a.b, nil
+	return la*b.w < lb*a.w
 }
 
 // pair draws the two distinct candidates.

@@ -120,6 +120,37 @@ func TestPowerOfTwoAvoidsLoaded(t *testing.T) {
 	}
 }
 
+// TestPowerOfTwoRetryAvoidsLoaded: a retry excludes the backend that just
+// failed; when that one was the lighter of the pair, the choice is made again
+// between the other and a third, so a busy backend is not picked while two
+// idle ones remain (the e2e TestCorePowerOfTwo flake: a stale pooled
+// connection to an idle backend sent its retry to the busy one).
+func TestPowerOfTwoRetryAvoidsLoaded(t *testing.T) {
+	t.Parallel()
+	for _, n := range []int{3, 4, 7} {
+		bs := mkBackends(equalWeights(n)...)
+		busy := n - 1
+		acquire(bs[busy], 1)
+		for ex := range n - 1 {
+			c := pickCounts(t, build(t, "power_of_two", bs, newSeqRand(uint64(20+ex))), n, 3000, &Request{Exclude: bs[ex]})
+			if c[busy] != 0 || c[ex] != 0 {
+				t.Errorf("%d backends, %d busy, %d excluded: picks %v", n, busy, ex, c)
+			}
+			for i := range n {
+				if i != busy && i != ex && c[i] < 3000/(n-2)/2 {
+					t.Errorf("%d backends, %d excluded: %d picked only %d times (%v)", n, ex, i, c[i], c)
+				}
+			}
+		}
+	}
+	// With two backends the only other one is taken, loaded or not.
+	bs := mkBackends(1, 1)
+	acquire(bs[1], 5)
+	if c := pickCounts(t, build(t, "power_of_two", bs, newSeqRand(30)), 2, 100, &Request{Exclude: bs[0]}); c[1] != 100 {
+		t.Errorf("two backends, first excluded: picks %v", c)
+	}
+}
+
 // TestPowerOfTwoIdleFollowsWeights: when every backend is idle the first draw
 // wins, so picks follow the weights.
 func TestPowerOfTwoIdleFollowsWeights(t *testing.T) {
