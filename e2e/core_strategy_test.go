@@ -328,7 +328,7 @@ func TestCorePowerOfTwo(t *testing.T) {
 	}
 	busy2, res2 := coreGoHold(t, h, coreClient(t), f)
 	if busy2 == busy {
-		t.Fatalf("second held request went to the busy backend %s", busy)
+		t.Fatalf("second held request went to the busy backend %s\n%s\nlog:\n%s", busy, coreRetryLines(f), f.Logs.String())
 	}
 	h.Release()
 	for _, ch := range []<-chan coreResult{res1, res2} {
@@ -426,4 +426,23 @@ func coreSettle(t *testing.T, f *Fulcrum, want int64) {
 		}
 		return n == want
 	})
+}
+
+// coreRetryLines returns f's retry and per-backend metric lines, to explain a
+// failed pick.
+func coreRetryLines(f *Fulcrum) string {
+	c := &http.Client{Timeout: 5 * time.Second}
+	code, body, err := coreFetch(c, f.AdminURL("/metrics"))
+	if err != nil || code != 200 {
+		return fmt.Sprintf("metrics: %d %v", code, err)
+	}
+	var out []string
+	for _, l := range strings.Split(body, "\n") {
+		if strings.Contains(l, "retr") || strings.Contains(l, "active") || strings.Contains(l, "stale") || strings.Contains(l, "errors") {
+			if !strings.HasPrefix(l, "#") {
+				out = append(out, l)
+			}
+		}
+	}
+	return strings.Join(out, "\n")
 }
