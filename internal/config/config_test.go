@@ -324,6 +324,12 @@ func TestSectionDefaults(t *testing.T) {
 				t.Errorf("got %+v", hc)
 			}
 		}},
+		{"grpc health check", `"health_check": {"type": "grpc", "service": "shop.Cart", "host": "api.internal", "headers": {"x-token": "t"}}`, func(t *testing.T, c *Config) {
+			hc := c.Pools[0].HealthCheck
+			if hc.Type != "grpc" || hc.Service != "shop.Cart" || hc.Host != "api.internal" || hc.Headers["X-Token"] != "t" || hc.Interval != 10*time.Second {
+				t.Errorf("got %+v", hc)
+			}
+		}},
 		{"sticky cookie defaults", `"sticky": {"type": "cookie"}`, func(t *testing.T, c *Config) {
 			want := &Sticky{Type: "cookie", CookieName: "FULCRUM_BACKEND", Secure: "auto", HTTPOnly: true, SameSite: "lax"}
 			if got := c.Pools[0].Sticky; !reflect.DeepEqual(got, want) {
@@ -478,7 +484,12 @@ func problemCases() []problemCase {
 		{name: "max_fail_count zero", doc: `"max_fail_count": 0`, path: "max_fail_count", msg: "must be >= 1, got 0"},
 		// Health check.
 		{name: "hc interval alongside object", doc: `"health_check_interval": "5s", "health_check": {}`, path: "health_check_interval", msg: "has no effect"},
-		{name: "hc bad type", doc: `"health_check": {"type": "udp"}`, path: "health_check.type", msg: `must be one of "http", "tcp"; got "udp"`},
+		{name: "hc bad type", doc: `"health_check": {"type": "udp"}`, path: "health_check.type", msg: `must be one of "http", "tcp", "grpc"; got "udp"`},
+		{name: "hc grpc with path", doc: `"health_check": {"type": "grpc", "path": "/x"}`, path: "health_check.path", msg: `only applies to health checks of type "http"`},
+		{name: "hc grpc with expected_status", doc: `"health_check": {"type": "grpc", "expected_status": "200"}`, path: "health_check.expected_status", msg: `only applies to health checks of type "http"`},
+		{name: "hc service on http", doc: `"health_check": {"service": "shop.Cart"}`, path: "health_check.service", msg: `only applies to health checks of type "grpc"`},
+		{name: "hc service control", doc: `"health_check": {"type": "grpc", "service": "a\u0001"}`, path: "health_check.service", msg: "control characters"},
+		{name: "hc service type", doc: `"health_check": {"type": "grpc", "service": 1}`, path: "health_check.service", msg: "must be a string"},
 		{name: "hc path", doc: `"health_check": {"path": "health"}`, path: "health_check.path", msg: `must start with "/"`},
 		{name: "hc timeout > interval", doc: `"health_check": {"interval": "1s", "timeout": "2s"}`, path: "health_check.timeout", msg: "must not exceed health_check.interval"},
 		{name: "hc timeout zero", doc: `"health_check": {"timeout": "0s"}`, path: "health_check.timeout", msg: "greater than 0"},

@@ -75,16 +75,17 @@
 //
 // health_check (an object; when present it replaces the implicit TCP check):
 //
-//	type                   "http"         "http" or "tcp"
+//	type                   "http"         "http", "tcp" or "grpc" (grpc.health.v1.Health/Check)
 //	path                   "/health"      must start with "/" (http only)
 //	interval               "10s"          > 0
 //	timeout                min(2s, interval)  > 0 and <= interval
 //	expected_status        "200-399"      codes and ranges, 100-599: "200,204,300-302" (http only)
 //	healthy_threshold      2              >= 1 consecutive passes to mark up
 //	unhealthy_threshold    3              >= 1 consecutive failures to mark down
-//	host                   ""             Host header for probes (http only)
-//	headers                {}             extra probe headers; names must be HTTP tokens,
-//	                                      values without CR, LF or NUL (http only)
+//	host                   ""             Host header (http) or :authority (grpc) of probes
+//	headers                {}             extra probe headers (http) or metadata (grpc); names
+//	                                      must be HTTP tokens, values without CR, LF or NUL
+//	service                ""             grpc only: the service asked about; "" = the server
 //
 // passive (outlier detection from real traffic):
 //

@@ -176,7 +176,7 @@ func buildBackends(c *checker, path string, v *value) []Backend {
 func buildHealthCheck(c *checker, path string, v *value) HealthCheck {
 	o := c.object(path, v)
 	hc := HealthCheck{}
-	hc.Type, _ = o.enum("type", "http", []string{"http", "tcp"})
+	hc.Type, _ = o.enum("type", "http", []string{"http", "tcp", "grpc"})
 	hc.Path, _ = o.str("path", "/health")
 	if o.present("path") && !validProbePath(hc.Path) {
 		c.add(o.at("path"), `must start with "/" and contain no spaces, control characters or "#", got %q`, clip(hc.Path))
@@ -219,12 +219,28 @@ func buildHealthCheck(c *checker, path string, v *value) HealthCheck {
 		c.add(o.at("host"), "must be a host name or host:port, got %q", clip(hc.Host))
 	}
 	hc.Headers = buildHeaders(c, o.at("headers"), o.take("headers"))
-	if hc.Type == "tcp" {
+	hc.Service, _ = o.str("service", "")
+	if hasCtl(hc.Service) {
+		c.add(o.at("service"), "must not contain control characters, got %q", clip(hc.Service))
+	}
+	switch hc.Type {
+	case "tcp":
 		for _, k := range []string{"path", "expected_status", "host", "headers"} {
+			if o.present(k) {
+				c.add(o.at(k), `only applies to health checks of type "http" or "grpc"`)
+			}
+		}
+	case "grpc":
+		// A gRPC check calls grpc.health.v1.Health/Check: it has no path
+		// and its answer is a serving status, not an HTTP status.
+		for _, k := range []string{"path", "expected_status"} {
 			if o.present(k) {
 				c.add(o.at(k), `only applies to health checks of type "http"`)
 			}
 		}
+	}
+	if hc.Type != "grpc" && o.present("service") {
+		c.add(o.at("service"), `only applies to health checks of type "grpc"`)
 	}
 	o.done()
 	return hc

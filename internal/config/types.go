@@ -131,15 +131,16 @@ type Backend struct {
 
 // HealthCheck is the active check.
 type HealthCheck struct {
-	Type               string // "tcp" or "http"
+	Type               string // "tcp", "http" or "grpc"
 	Path               string
 	Interval           time.Duration
 	Timeout            time.Duration
 	ExpectedStatus     []StatusRange
 	HealthyThreshold   int
 	UnhealthyThreshold int
-	Host               string
-	Headers            map[string]string
+	Host               string            // Host header (http) or :authority (grpc)
+	Headers            map[string]string // request headers (http) or metadata (grpc)
+	Service            string            // grpc: the service name asked about ("" = the server as a whole)
 }
 
 // StatusRange is an inclusive range of HTTP status codes.

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc/metadata"
+
 	"fulcrum/internal/config"
 )
 
@@ -40,7 +42,7 @@ type TimeoutError struct{ After time.Duration }
 func (e *TimeoutError) Error() string { return "timeout after " + e.After.String() }
 func (e *TimeoutError) Unwrap() error { return context.DeadlineExceeded }
 
-// errUnknownType fails checks of a type other than "tcp" or "http" (the
+// errUnknownType fails checks of a type other than "tcp", "http" or "grpc" (the
 // config loader rejects those; this only guards hand-built configs).
 var errUnknownType = errors.New("unknown health check type")
 
@@ -56,6 +58,8 @@ type settings struct {
 	host     string      // Host header override ("" = the backend's host:port)
 	header   http.Header // User-Agent plus cfg.Headers
 	expected []config.StatusRange
+	service  string      // grpc: the service asked about
+	metadata metadata.MD // grpc: cfg.Headers as request metadata
 }
 
 // Defaults for fields a hand-built config leaves at zero. The config loader
@@ -76,6 +80,7 @@ func compile(cfg config.HealthCheck) *settings {
 		host:     cfg.Host,
 		header:   http.Header{"User-Agent": {userAgent}},
 		expected: cfg.ExpectedStatus,
+		service:  cfg.Service,
 	}
 	if s.path == "" {
 		s.path = "/"
@@ -96,6 +101,12 @@ func compile(cfg config.HealthCheck) *settings {
 		}
 		s.header.Set(k, v)
 	}
+	if cfg.Type == "grpc" && len(cfg.Headers) > 0 {
+		s.metadata = metadata.MD{}
+		for k, v := range cfg.Headers {
+			s.metadata.Append(k, v) // names lowercased, as HTTP/2 requires
+		}
+	}
 	return s
 }
 
@@ -113,6 +124,7 @@ func (s *settings) statusOK(code int) bool {
 type prober struct {
 	dialer net.Dialer
 	client *http.Client // checks of targets without their own TLS
+	grpc   *grpcConns   // connections of grpc checks
 
 	mu sync.Mutex // guards byTLS
 	// byTLS has a client per Target.TLS in use: one per https backend of
@@ -123,6 +135,7 @@ type prober struct {
 func newProber(tlsCfg *tls.Config) *prober {
 	p := &prober{dialer: net.Dialer{KeepAlive: 30 * time.Second}, byTLS: map[*tls.Config]*http.Client{}}
 	p.client = p.newClient(tlsCfg)
+	p.grpc = newGRPCConns(&p.dialer, tlsCfg)
 	return p
 }
 
@@ -168,6 +181,7 @@ func (p *prober) clientFor(t *Target) *http.Client {
 // retain drops the clients of TLS configurations no target uses any more,
 // closing their idle connections. A check still under way on one finishes.
 func (p *prober) retain(targets []Target) {
+	p.grpc.retain(targets)
 	used := make(map[*tls.Config]bool, len(targets))
 	for _, t := range targets {
 		used[t.TLS] = true
@@ -197,6 +211,8 @@ func (p *prober) probe(ctx context.Context, s *settings, t *Target) (string, err
 		msg, err = p.probeTCP(cctx, t)
 	case "http":
 		msg, err = p.probeHTTP(cctx, s, t)
+	case "grpc":
+		msg, err = p.probeGRPC(cctx, s, t)
 	default:
 		return "", errUnknownType
 	}
@@ -263,6 +279,7 @@ func classify(parent, cctx context.Context, err error, timeout time.Duration) er
 
 func (p *prober) closeIdle() {
 	p.client.CloseIdleConnections()
+	p.grpc.closeAll()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, cl := range p.byTLS {

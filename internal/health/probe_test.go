@@ -215,7 +215,7 @@ func TestTCPCheckTimeout(t *testing.T) {
 }
 
 func TestUnknownCheckType(t *testing.T) {
-	cfg := config.HealthCheck{Type: "grpc", Interval: time.Second, Timeout: time.Second}
+	cfg := config.HealthCheck{Type: "udp", Interval: time.Second, Timeout: time.Second}
 	_, err := probe(t, cfg, health.Target{Key: "b", Host: "127.0.0.1:1", State: backend.NewState(epoch)}, health.Options{})
 	if err == nil || !strings.Contains(err.Error(), "unknown health check type") {
 		t.Fatalf("err=%v", err)

@@ -101,6 +101,7 @@ func poolSettings(p *config.Pool, salt string) map[string]string {
 		"health_check.unhealthy_threshold": strconv.Itoa(hc.UnhealthyThreshold),
 		"health_check.host":                hc.Host,
 		"health_check.headers":             fingerprint(salt, headerString(hc.Headers)),
+		"health_check.service":             hc.Service,
 		"passive.max_fails":                strconv.Itoa(pa.MaxFails),
 		"passive.fail_window":              dur(pa.FailWindow),
 		"passive.eject_for":                dur(pa.EjectFor),

@@ -1,0 +1,160 @@
+package health
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"sync"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+)
+
+// NotServingError is the failure of a gRPC check whose answer was a status
+// other than SERVING. Its text is "gRPC health NOT_SERVING" (or the status
+// the server gave).
+type NotServingError struct {
+	Status healthpb.HealthCheckResponse_ServingStatus
+}
+
+func (e *NotServingError) Error() string { return "gRPC health " + e.Status.String() }
+
+// grpcConns keeps one gRPC client connection per checked backend, so that a
+// check every few seconds reuses its HTTP/2 connection like the HTTP checks
+// reuse theirs. A connection whose check failed other than by an answer
+// (refused, reset, timed out, TLS) is closed, and the next check dials
+// afresh: gRPC's own reconnect back-off (up to two minutes) would otherwise
+// decide when a recovered backend is seen again.
+type grpcConns struct {
+	dialer *net.Dialer
+	base   *tls.Config // Options.TLSClientConfig: https targets without their own
+
+	mu    sync.Mutex
+	conns map[grpcKey]*grpc.ClientConn
+}
+
+// grpcKey is what a connection depends on: where it goes, how it is
+// secured and the authority it announces.
+type grpcKey struct {
+	host, scheme, authority string
+	tls                     *tls.Config
+}
+
+func newGRPCConns(d *net.Dialer, base *tls.Config) *grpcConns {
+	return &grpcConns{dialer: d, base: base, conns: map[grpcKey]*grpc.ClientConn{}}
+}
+
+func (g *grpcConns) get(k grpcKey) (*grpc.ClientConn, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if cc := g.conns[k]; cc != nil {
+		return cc, nil
+	}
+	creds := insecure.NewCredentials() // http:// backends: h2c with prior knowledge
+	if k.scheme == "https" {
+		cfg := k.tls
+		if cfg == nil {
+			cfg = g.base
+		}
+		if cfg != nil {
+			cfg = cfg.Clone()
+		} else {
+			cfg = &tls.Config{} // system roots, server name from the target
+		}
+		creds = credentials.NewTLS(cfg)
+	}
+	opts := []grpc.DialOption{
+		grpc.WithTransportCredentials(creds),
+		grpc.WithUserAgent(userAgent),
+		grpc.WithNoProxy(), // checks go straight to the backend, never via $HTTPS_PROXY
+		grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
+			return g.dialer.DialContext(ctx, "tcp", addr)
+		}),
+	}
+	if k.authority != "" {
+		opts = append(opts, grpc.WithAuthority(k.authority))
+	}
+	// passthrough: the address is dialled as given (resolved by the dialer at
+	// each connect), like the other checks, not watched by gRPC's resolver.
+	cc, err := grpc.NewClient("passthrough:///"+k.host, opts...)
+	if err != nil {
+		return nil, err
+	}
+	g.conns[k] = cc
+	return cc, nil
+}
+
+// drop closes the connection of k if it is still cc.
+func (g *grpcConns) drop(k grpcKey, cc *grpc.ClientConn) {
+	g.mu.Lock()
+	if g.conns[k] == cc {
+		delete(g.conns, k)
+	}
+	g.mu.Unlock()
+	cc.Close()
+}
+
+// retain closes the connections of targets that are no longer checked.
+func (g *grpcConns) retain(targets []Target) {
+	used := make(map[string]bool, len(targets))
+	for _, t := range targets {
+		used[t.Host] = true
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for k, cc := range g.conns {
+		if !used[k.host] {
+			cc.Close()
+			delete(g.conns, k)
+		}
+	}
+}
+
+// closeAll closes every connection (the checker stops or is idle).
+func (g *grpcConns) closeAll() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for k, cc := range g.conns {
+		cc.Close()
+		delete(g.conns, k)
+	}
+}
+
+// probeGRPC calls grpc.health.v1.Health/Check for s.service on t. SERVING
+// passes; any other answer fails with *NotServingError; an RPC error fails
+// with its gRPC code and message ("gRPC Unimplemented: unknown service ...").
+func (p *prober) probeGRPC(ctx context.Context, s *settings, t *Target) (string, error) {
+	k := grpcKey{host: t.Host, scheme: t.Scheme, authority: s.host}
+	if t.Scheme == "https" {
+		k.tls = t.TLS
+	}
+	cc, err := p.grpc.get(k)
+	if err != nil {
+		return "", err
+	}
+	if len(s.metadata) > 0 {
+		ctx = metadata.NewOutgoingContext(ctx, s.metadata)
+	}
+	resp, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{Service: s.service})
+	if err != nil {
+		st, _ := status.FromError(err)
+		if st.Code() != codes.Unimplemented && st.Code() != codes.NotFound {
+			// Not an answer from a working server: dial afresh next time.
+			p.grpc.drop(k, cc)
+		}
+		if ctx.Err() != nil {
+			return "", ctx.Err()
+		}
+		return "", errors.New("gRPC " + st.Code().String() + ": " + st.Message())
+	}
+	if resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		return "", &NotServingError{Status: resp.GetStatus()}
+	}
+	return "gRPC health SERVING", nil
+}
