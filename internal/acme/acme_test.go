@@ -178,30 +178,35 @@ func TestIssueAndReuse(t *testing.T) {
 	for _, ch := range []string{"http-01", "tls-alpn-01"} {
 		t.Run(ch, func(t *testing.T) {
 			t.Parallel()
+			// Names of their own per subtest: certmagic keeps the
+			// challenges being solved per name, process-wide, so two
+			// parallel orders of one name would clobber each other's.
+			sub := strings.ReplaceAll(ch, "-", "")
+			site, www := "site."+sub+".example.test", "www."+sub+".example.test"
 			p := newPebble(t, 0)
 			storage := filepath.Join(t.TempDir(), "data")
 			be := backend(t)
-			cfg := acmeConfig(p, storage, be, fmt.Sprintf("%q", ch), "site.example.test", "www.example.test")
+			cfg := acmeConfig(p, storage, be, fmt.Sprintf("%q", ch), site, www)
 			h := startLB(t, p, cfg, storage, 0)
 
 			// Until the certificate exists, handshakes fail cleanly and the
 			// plain listener keeps serving.
-			leaf := h.waitCert("site.example.test", 30*time.Second)
-			h.waitCert("www.example.test", 30*time.Second)
-			if code, body := h.get("site.example.test"); code != 200 || body != "hello site.example.test via https" {
+			leaf := h.waitCert(site, 30*time.Second)
+			h.waitCert(www, 30*time.Second)
+			if code, body := h.get(site); code != 200 || body != "hello "+site+" via https" {
 				t.Errorf("GET over HTTPS: %d %q", code, body)
 			}
 			testutil.WaitFor(t, 5*time.Second, "two orders counted ok", func() bool { return h.orders("ok") == 2 })
 			// A tls-alpn-01 handshake with no challenge being solved is an
 			// ordinary failed handshake, not an error line in the log.
-			if c, err := tls.Dial("tcp", h.tlsAddr, &tls.Config{ServerName: "site.example.test", NextProtos: []string{"acme-tls/1"}, InsecureSkipVerify: true}); err == nil {
+			if c, err := tls.Dial("tcp", h.tlsAddr, &tls.Config{ServerName: site, NextProtos: []string{"acme-tls/1"}, InsecureSkipVerify: true}); err == nil {
 				c.Close()
 				t.Error("an acme-tls/1 handshake with no challenge active succeeded")
 			}
 			if strings.Contains(h.logs.String(), "tls-alpn challenge") {
 				t.Error("a stray acme-tls/1 handshake was logged as an error")
 			}
-			if v := testutil.Gauge(t, h.reg, "fulcrum_tls_certificate_not_after_seconds", "name", "site.example.test"); int64(v) != leaf.NotAfter.Unix() {
+			if v := testutil.Gauge(t, h.reg, "fulcrum_tls_certificate_not_after_seconds", "name", site); int64(v) != leaf.NotAfter.Unix() {
 				t.Errorf("not_after gauge %v, want %d", v, leaf.NotAfter.Unix())
 			}
 			// Storage: every file 0600, every directory 0700.
@@ -233,7 +238,7 @@ func TestIssueAndReuse(t *testing.T) {
 
 			// A restart serves the stored certificate at once, with no order.
 			h2 := startLB(t, p, cfg, storage, 0)
-			again, err := h2.handshake("site.example.test")
+			again, err := h2.handshake(site)
 			if err != nil {
 				t.Fatalf("after restart: %v", err)
 			}

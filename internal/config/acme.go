@@ -137,7 +137,36 @@ func stringList(c *checker, o *object, key string) ([]string, bool) {
 
 // checkACMEListeners: http-01 is answered on plain-HTTP listeners, so it
 // needs one.
+//
+// A name is obtained by one ACME manager: listed twice in one list, or on
+// two listeners with different storage_dir, it would be ordered twice at
+// once, and the two orders' challenges (kept per name) would clobber each
+// other. Two listeners sharing storage_dir share the certificate: the
+// storage lock lets one order it and the other load it.
 func checkACMEListeners(c *checker, cfg *Config) {
+	type owner struct {
+		listener int
+		storage  string
+	}
+	owners := map[string]owner{}
+	for i, l := range cfg.Listeners {
+		if l.TLS == nil || l.TLS.ACME == nil {
+			continue
+		}
+		a := l.TLS.ACME
+		for k, d := range a.Domains {
+			p := indexPath(childPath(childPath(childPath(indexPath("listeners", i), "tls"), "acme"), "domains"), k)
+			o, seen := owners[d]
+			switch {
+			case !seen:
+				owners[d] = owner{i, a.StorageDir}
+			case o.listener == i:
+				c.add(p, "%q is listed twice", d)
+			case o.storage != a.StorageDir:
+				c.add(p, "%q is also obtained by listeners[%d] (%s) with another storage_dir; give both the same storage_dir to share the certificate", d, o.listener, cfg.Listeners[o.listener].Name)
+			}
+		}
+	}
 	plain := false
 	for _, l := range cfg.Listeners {
 		plain = plain || l.TLS == nil

@@ -47,6 +47,7 @@ func TestACMEErrors(t *testing.T) {
 		{`{"domains": ["a.example.com"], "challenges": []}`, "tls.acme.challenges: must list at least one"},
 		{`{"domains": ["a.example.com"], "challenges": ["tls-alpn-01", "tls-alpn-01"]}`, "tls.acme.challenges[1]: \"tls-alpn-01\" is listed twice"},
 		{`{"domains": ["a.example.com"], "renew": true}`, "tls.acme.renew: unknown key"},
+		{`{"domains": ["a.example.com", "A.example.com."]}`, "listeners[0].tls.acme.domains[1]: \"a.example.com\" is listed twice"},
 		// The flat form has one (TLS) listener, so http-01 has nowhere to be answered.
 		{`{"domains": ["a.example.com"], "challenges": ["http-01"]}`, "listeners[0].tls.acme.challenges: http-01 is answered on plain-HTTP listeners"},
 	} {
@@ -86,5 +87,25 @@ func TestACMERelativePaths(t *testing.T) {
 	a := cfg.Listeners[0].TLS.ACME
 	if a.CAFile != filepath.Join(dir, "ca.pem") || a.StorageDir != filepath.Join(dir, DefaultACMEStorageDir) {
 		t.Errorf("ca_file %q storage_dir %q, want both under %s", a.CAFile, a.StorageDir, dir)
+	}
+}
+
+// One name on two listeners: fine when they share storage_dir (one order,
+// one certificate), refused when they do not (two orders racing for the
+// same challenges).
+func TestACMESameNameTwoListeners(t *testing.T) {
+	t.Parallel()
+	doc := func(s1, s2 string) string {
+		return `{"pools": {"p": {"backends": ["http://a"]}}, "listeners": [
+			{"name": "web", "listen_addr": "127.0.0.1:80", "routes": [{"pool": "p"}]},
+			{"name": "a", "listen_addr": "127.0.0.1:443", "routes": [{"pool": "p"}], "tls": {"acme": {"domains": ["x.example.com"], "storage_dir": "` + s1 + `"}}},
+			{"name": "b", "listen_addr": "127.0.0.1:8443", "routes": [{"pool": "p"}], "tls": {"acme": {"domains": ["y.example.com", "x.example.com"], "storage_dir": "` + s2 + `"}}}]}`
+	}
+	if _, err := Parse([]byte(doc("/var/lib/f", "/var/lib/f")), "json", nil); err != nil {
+		t.Errorf("same storage_dir: %v", err)
+	}
+	_, err := Parse([]byte(doc("/var/lib/f", "/var/lib/g")), "json", nil)
+	if want := `listeners[2].tls.acme.domains[1]: "x.example.com" is also obtained by listeners[1] (a) with another storage_dir`; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("different storage_dir: %v, want %q", err, want)
 	}
 }
