@@ -2,6 +2,7 @@ package config
 
 import (
 	"net/url"
+	"path/filepath"
 	"slices"
 	"strings"
 )
@@ -159,10 +160,10 @@ func checkACMEListeners(c *checker, cfg *Config) {
 			o, seen := owners[d]
 			switch {
 			case !seen:
-				owners[d] = owner{i, a.StorageDir}
+				owners[d] = owner{i, filepath.Clean(a.StorageDir)}
 			case o.listener == i:
 				c.add(p, "%q is listed twice", d)
-			case o.storage != a.StorageDir:
+			case o.storage != filepath.Clean(a.StorageDir):
 				c.add(p, "%q is also obtained by listeners[%d] (%s) with another storage_dir; give both the same storage_dir to share the certificate", d, o.listener, cfg.Listeners[o.listener].Name)
 			}
 		}

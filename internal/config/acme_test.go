@@ -101,7 +101,7 @@ func TestACMESameNameTwoListeners(t *testing.T) {
 			{"name": "a", "listen_addr": "127.0.0.1:443", "routes": [{"pool": "p"}], "tls": {"acme": {"domains": ["x.example.com"], "storage_dir": "` + s1 + `"}}},
 			{"name": "b", "listen_addr": "127.0.0.1:8443", "routes": [{"pool": "p"}], "tls": {"acme": {"domains": ["y.example.com", "x.example.com"], "storage_dir": "` + s2 + `"}}}]}`
 	}
-	if _, err := Parse([]byte(doc("/var/lib/f", "/var/lib/f")), "json", nil); err != nil {
+	if _, err := Parse([]byte(doc("/var/lib/f", "/var/lib/f/")), "json", nil); err != nil {
 		t.Errorf("same storage_dir: %v", err)
 	}
 	_, err := Parse([]byte(doc("/var/lib/f", "/var/lib/g")), "json", nil)

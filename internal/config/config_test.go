@@ -330,6 +330,11 @@ func TestSectionDefaults(t *testing.T) {
 				t.Errorf("got %+v", hc)
 			}
 		}},
+		{"grpc binary metadata", `"health_check": {"type": "grpc", "headers": {"x-sig-bin": "\u00e9\t"}}`, func(t *testing.T, c *Config) {
+			if got := c.Pools[0].HealthCheck.Headers["X-Sig-Bin"]; got != "\u00e9\t" {
+				t.Errorf("x-sig-bin = %q", got)
+			}
+		}},
 		{"sticky cookie defaults", `"sticky": {"type": "cookie"}`, func(t *testing.T, c *Config) {
 			want := &Sticky{Type: "cookie", CookieName: "FULCRUM_BACKEND", Secure: "auto", HTTPOnly: true, SameSite: "lax"}
 			if got := c.Pools[0].Sticky; !reflect.DeepEqual(got, want) {
@@ -489,6 +494,10 @@ func problemCases() []problemCase {
 		{name: "hc grpc with expected_status", doc: `"health_check": {"type": "grpc", "expected_status": "200"}`, path: "health_check.expected_status", msg: `only applies to health checks of type "http"`},
 		{name: "hc service on http", doc: `"health_check": {"service": "shop.Cart"}`, path: "health_check.service", msg: `only applies to health checks of type "grpc"`},
 		{name: "hc service control", doc: `"health_check": {"type": "grpc", "service": "a\u0001"}`, path: "health_check.service", msg: "control characters"},
+		{name: "hc grpc metadata name", doc: `"health_check": {"type": "grpc", "headers": {"X!Tok": "a"}}`, path: `health_check.headers["X!tok"]`, msg: "not a valid gRPC metadata name"},
+		{name: "hc grpc metadata value", doc: `"health_check": {"type": "grpc", "headers": {"X-Tok": "\u00e9"}}`, path: "health_check.headers.X-Tok", msg: "printable ASCII"},
+		{name: "hc grpc metadata reserved", doc: `"health_check": {"type": "grpc", "headers": {"grpc-timeout": "1S"}}`, path: "health_check.headers.Grpc-Timeout", msg: "set by gRPC itself"},
+		{name: "hc grpc user agent", doc: `"health_check": {"type": "grpc", "headers": {"User-Agent": "x"}}`, path: "health_check.headers.User-Agent", msg: "set by gRPC itself"},
 		{name: "hc service type", doc: `"health_check": {"type": "grpc", "service": 1}`, path: "health_check.service", msg: "must be a string"},
 		{name: "hc path", doc: `"health_check": {"path": "health"}`, path: "health_check.path", msg: `must start with "/"`},
 		{name: "hc timeout > interval", doc: `"health_check": {"interval": "1s", "timeout": "2s"}`, path: "health_check.timeout", msg: "must not exceed health_check.interval"},

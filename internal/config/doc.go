@@ -84,7 +84,10 @@
 //	unhealthy_threshold    3              >= 1 consecutive failures to mark down
 //	host                   ""             Host header (http) or :authority (grpc) of probes
 //	headers                {}             extra probe headers (http) or metadata (grpc); names
-//	                                      must be HTTP tokens, values without CR, LF or NUL
+//	                                      must be HTTP tokens, values without CR, LF or NUL;
+//	                                      grpc: [0-9a-z._-] names, printable ASCII values
+//	                                      (any for names ending in -bin), no grpc-*, te,
+//	                                      content-type or user-agent
 //	service                ""             grpc only: the service asked about; "" = the server
 //
 // passive (outlier detection from real traffic):

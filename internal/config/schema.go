@@ -238,12 +238,42 @@ func buildHealthCheck(c *checker, path string, v *value) HealthCheck {
 				c.add(o.at(k), `only applies to health checks of type "http"`)
 			}
 		}
+		for name, val := range hc.Headers {
+			if msg := grpcMetadataProblem(name, val); msg != "" {
+				c.add(childPath(o.at("headers"), name), "%s", msg)
+			}
+		}
 	}
 	if hc.Type != "grpc" && o.present("service") {
 		c.add(o.at("service"), `only applies to health checks of type "grpc"`)
 	}
 	o.done()
 	return hc
+}
+
+// grpcMetadataProblem says why name: val cannot be sent as gRPC request
+// metadata ("" if it can): names are lowercased and limited to [0-9a-z._-],
+// values are printable ASCII unless the name ends in "-bin" (binary, sent
+// base64-encoded), and gRPC's own fields are not the operator's to set.
+func grpcMetadataProblem(name, val string) string {
+	lower := strings.ToLower(name)
+	for i := 0; i < len(lower); i++ {
+		if ch := lower[i]; !(ch >= 'a' && ch <= 'z' || ch >= '0' && ch <= '9' || ch == '-' || ch == '_' || ch == '.') {
+			return fmt.Sprintf("not a valid gRPC metadata name (letters, digits, '-', '_' and '.' only), got %q", clip(name))
+		}
+	}
+	switch {
+	case strings.HasPrefix(lower, "grpc-"), lower == "te", lower == "content-type", lower == "user-agent":
+		return fmt.Sprintf("%q is set by gRPC itself and cannot be given in a gRPC check", name)
+	}
+	if !strings.HasSuffix(lower, "-bin") {
+		for i := 0; i < len(val); i++ {
+			if val[i] < 0x20 || val[i] > 0x7e {
+				return fmt.Sprintf("gRPC metadata values must be printable ASCII (or the name must end in \"-bin\"), got %q", clip(val))
+			}
+		}
+	}
+	return ""
 }
 
 // validProbePath accepts an origin-form request target ("/health",

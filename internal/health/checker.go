@@ -241,7 +241,7 @@ func (c *Checker) Stop() {
 	}
 	c.mu.Unlock()
 	c.wg.Wait()
-	c.prober.closeIdle()
+	c.prober.close()
 }
 
 // ProbeNow schedules an immediate check of the target with this key (no-op for

@@ -39,11 +39,20 @@ type grpcConns struct {
 	conns map[grpcKey]*grpc.ClientConn
 }
 
-// grpcKey is what a connection depends on: where it goes, how it is
-// secured and the authority it announces.
+// grpcKey is what a connection depends on: where it goes and how it is
+// secured. (The authority is set per call.)
 type grpcKey struct {
-	host, scheme, authority string
-	tls                     *tls.Config
+	host, scheme string
+	tls          *tls.Config
+}
+
+// grpcKeyOf is the connection key of t.
+func grpcKeyOf(t *Target) grpcKey {
+	k := grpcKey{host: t.Host, scheme: t.Scheme}
+	if t.Scheme == "https" {
+		k.tls = t.TLS
+	}
+	return k
 }
 
 func newGRPCConns(d *net.Dialer, base *tls.Config) *grpcConns {
@@ -77,9 +86,6 @@ func (g *grpcConns) get(k grpcKey) (*grpc.ClientConn, error) {
 			return g.dialer.DialContext(ctx, "tcp", addr)
 		}),
 	}
-	if k.authority != "" {
-		opts = append(opts, grpc.WithAuthority(k.authority))
-	}
 	// passthrough: the address is dialled as given (resolved by the dialer at
 	// each connect), like the other checks, not watched by gRPC's resolver.
 	cc, err := grpc.NewClient("passthrough:///"+k.host, opts...)
@@ -100,23 +106,25 @@ func (g *grpcConns) drop(k grpcKey, cc *grpc.ClientConn) {
 	cc.Close()
 }
 
-// retain closes the connections of targets that are no longer checked.
+// retain closes the connections no target needs any more: those of removed
+// targets, and those left by a reload that changed a target's scheme or TLS
+// settings.
 func (g *grpcConns) retain(targets []Target) {
-	used := make(map[string]bool, len(targets))
-	for _, t := range targets {
-		used[t.Host] = true
+	used := make(map[grpcKey]bool, len(targets))
+	for i := range targets {
+		used[grpcKeyOf(&targets[i])] = true
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for k, cc := range g.conns {
-		if !used[k.host] {
+		if !used[k] {
 			cc.Close()
 			delete(g.conns, k)
 		}
 	}
 }
 
-// closeAll closes every connection (the checker stops or is idle).
+// closeAll closes every connection (the checker stops).
 func (g *grpcConns) closeAll() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -130,10 +138,7 @@ func (g *grpcConns) closeAll() {
 // passes; any other answer fails with *NotServingError; an RPC error fails
 // with its gRPC code and message ("gRPC Unimplemented: unknown service ...").
 func (p *prober) probeGRPC(ctx context.Context, s *settings, t *Target) (string, error) {
-	k := grpcKey{host: t.Host, scheme: t.Scheme, authority: s.host}
-	if t.Scheme == "https" {
-		k.tls = t.TLS
-	}
+	k := grpcKeyOf(t)
 	cc, err := p.grpc.get(k)
 	if err != nil {
 		return "", err
@@ -141,7 +146,14 @@ func (p *prober) probeGRPC(ctx context.Context, s *settings, t *Target) (string,
 	if len(s.metadata) > 0 {
 		ctx = metadata.NewOutgoingContext(ctx, s.metadata)
 	}
-	resp, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{Service: s.service})
+	var callOpts []grpc.CallOption
+	if s.host != "" {
+		// Per call: a connection-wide authority conflicts with the TLS
+		// server name the pool sets. Over TLS, gRPC requires the
+		// backend's certificate to cover it.
+		callOpts = append(callOpts, grpc.CallAuthority(s.host))
+	}
+	resp, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{Service: s.service}, callOpts...)
 	if err != nil {
 		st, _ := status.FromError(err)
 		if st.Code() != codes.Unimplemented && st.Code() != codes.NotFound {

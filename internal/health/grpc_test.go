@@ -31,6 +31,7 @@ type grpcBackend struct {
 	health   *grpchealth.Server
 	srv      *grpc.Server
 	accepted atomic.Int32
+	live     atomic.Int32 // connections open on the server side
 
 	mu        sync.Mutex
 	authority string
@@ -39,15 +40,30 @@ type grpcBackend struct {
 
 type countingListener struct {
 	net.Listener
-	n *atomic.Int32
+	n, live *atomic.Int32
 }
 
 func (l countingListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
-	if err == nil {
-		l.n.Add(1)
+	if err != nil {
+		return nil, err
 	}
-	return c, err
+	l.n.Add(1)
+	l.live.Add(1)
+	return &liveConn{Conn: c, live: l.live}, nil
+}
+
+// liveConn counts itself out of live when closed (the server closes its side
+// once the client's connection goes).
+type liveConn struct {
+	net.Conn
+	live *atomic.Int32
+	once sync.Once
+}
+
+func (c *liveConn) Close() error {
+	c.once.Do(func() { c.live.Add(-1) })
+	return c.Conn.Close()
 }
 
 // startGRPC serves on addr ("" = a free port); withHealth false leaves the
@@ -59,7 +75,7 @@ func startGRPC(t *testing.T, addr string, withHealth bool, opts ...grpc.ServerOp
 	}
 	var l net.Listener
 	var err error
-	for i := 0; i < 50; i++ { // a restart on the same port may race its TIME_WAIT-free release
+	for i := 0; i < 50; i++ { // restarting on the same port: it may still be held briefly
 		if l, err = net.Listen("tcp", addr); err == nil {
 			break
 		}
@@ -84,7 +100,7 @@ func startGRPC(t *testing.T, addr string, withHealth bool, opts ...grpc.ServerOp
 		b.health = grpchealth.NewServer()
 		healthpb.RegisterHealthServer(b.srv, b.health)
 	}
-	go b.srv.Serve(countingListener{l, &b.accepted})
+	go b.srv.Serve(countingListener{l, &b.accepted, &b.live})
 	t.Cleanup(b.srv.Stop)
 	return b
 }
@@ -239,6 +255,77 @@ func TestGRPCCheckTLS(t *testing.T) {
 	tg.Scheme = "http"
 	if _, err := probe(t, grpcCfg(""), tg, health.Options{}); err == nil {
 		t.Fatal("h2c check of a TLS server passed")
+	}
+}
+
+// With the pool's TLS settings (which name the server), host still sets
+// the :authority, per call; gRPC checks it against the certificate.
+func TestGRPCCheckTLSAuthority(t *testing.T) {
+	ca := testutil.NewCA(t)
+	leaf := ca.Issue("grpc", []string{"backend.test", "api.test"}, time.Now().Add(time.Hour), false)
+	cert, err := tls.X509KeyPair(leaf.CertPEM, leaf.KeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := startGRPC(t, "", true, grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert}})))
+	tg := health.Target{Key: "b", Host: b.addr, Scheme: "https", State: backend.NewState(epoch),
+		TLS: &tls.Config{RootCAs: ca.Pool, ServerName: "backend.test"}}
+	cfg := grpcCfg("")
+	cfg.Host = "api.test:443"
+	if msg, err := probe(t, cfg, tg, health.Options{}); err != nil || msg != "gRPC health SERVING" {
+		t.Fatalf("host covered by the certificate: msg=%q err=%v", msg, err)
+	}
+	b.mu.Lock()
+	got := b.authority
+	b.mu.Unlock()
+	if got != "api.test:443" {
+		t.Errorf(":authority %q, want api.test:443", got)
+	}
+	cfg.Host = "other.test"
+	if _, err := probe(t, cfg, tg, health.Options{}); err == nil {
+		t.Fatal("a host the certificate does not cover passed")
+	}
+}
+
+// A reload that gives a target new TLS settings, or removes another target,
+// closes only the connections no target needs.
+func TestGRPCCheckReloadConnections(t *testing.T) {
+	ca := testutil.NewCA(t)
+	leaf := ca.Issue("grpc", []string{"127.0.0.1"}, time.Now().Add(time.Hour), false)
+	cert, err := tls.X509KeyPair(leaf.CertPEM, leaf.KeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := startGRPC(t, "", true, grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert}})))
+	other := startGRPC(t, "", true)
+	cfg := grpcCfg("")
+	tg := health.Target{Key: "b", Host: b.addr, Scheme: "https", State: backend.NewState(epoch), TLS: &tls.Config{RootCAs: ca.Pool}}
+	og := health.Target{Key: "o", Host: other.addr, Scheme: "http", State: backend.NewState(epoch)}
+	c := grpcChecker(t, cfg, health.Options{})
+	c.Update(cfg, []health.Target{tg, og})
+	for _, x := range []*health.Target{&tg, &og} {
+		if _, err := c.ProbeOnce(t.Context(), cfg, x); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// New TLS settings for b (a reload): its old connection goes, other's stays.
+	tg.TLS = &tls.Config{RootCAs: ca.Pool}
+	c.Update(cfg, []health.Target{tg, og})
+	testutil.WaitFor(t, 5*time.Second, "b's old connection closed", func() bool { return b.live.Load() == 0 })
+	if _, err := c.ProbeOnce(t.Context(), cfg, &tg); err != nil {
+		t.Fatal(err)
+	}
+	if n := b.accepted.Load(); n != 2 {
+		t.Errorf("b: %d connections, want 2 (one per TLS settings)", n)
+	}
+	// Removing b closes its connection; other's is kept and keeps working.
+	c.Update(cfg, []health.Target{og})
+	testutil.WaitFor(t, 5*time.Second, "b's connection closed", func() bool { return b.live.Load() == 0 })
+	if _, err := c.ProbeOnce(t.Context(), cfg, &og); err != nil {
+		t.Fatalf("other after b's removal: %v", err)
+	}
+	if n, l := other.accepted.Load(), other.live.Load(); n != 1 || l != 1 {
+		t.Errorf("other: %d connections, %d open, want 1 and 1", n, l)
 	}
 }
 

@@ -277,9 +277,16 @@ func classify(parent, cctx context.Context, err error, timeout time.Duration) er
 	return err
 }
 
+// close closes every connection, gRPC ones included (Stop).
+func (p *prober) close() {
+	p.closeIdle()
+	p.grpc.closeAll()
+}
+
+// closeIdle closes idle HTTP connections. gRPC connections, which may be in
+// use by a check under way, are closed by retain (removed targets) and close.
 func (p *prober) closeIdle() {
 	p.client.CloseIdleConnections()
-	p.grpc.closeAll()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, cl := range p.byTLS {
