@@ -59,7 +59,7 @@ func TestGRPCHealthCheck(t *testing.T) {
 	b.health.SetServingStatus("shop.Cart", healthpb.HealthCheckResponse_SERVING)
 	a.health.SetServingStatus("shop.Cart", healthpb.HealthCheckResponse_SERVING)
 	f := StartFulcrum(t, fmt.Sprintf(`{"strategy": "round_robin", "backends": [%q, %q],
-		"health_check": {"type": "grpc", "service": "shop.Cart", "interval": "200ms", "timeout": "150ms", "healthy_threshold": 1, "unhealthy_threshold": 2}}`,
+		"health_check": {"type": "grpc", "service": "shop.Cart", "interval": "300ms", "timeout": "300ms", "healthy_threshold": 1, "unhealthy_threshold": 2}}`,
 		a.url, b.url))
 	lastCheck := func(url string) string {
 		_, _, body := adminDo(t, "GET", f.AdminURL("/admin/backends"), "")
