@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
+	"strings"
 	"sync"
 
 	"google.golang.org/grpc"
@@ -163,7 +164,12 @@ func (p *prober) probeGRPC(ctx context.Context, s *settings, t *Target) (string,
 		if ctx.Err() != nil {
 			return "", ctx.Err()
 		}
-		return "", errors.New("gRPC " + st.Code().String() + ": " + st.Message())
+		msg := "gRPC " + st.Code().String() + ": " + st.Message()
+		if strings.Contains(st.Message(), "server preface") {
+			// What an HTTP/1.1 server's answer to the HTTP/2 preface reads as.
+			msg += " (the backend does not speak HTTP/2 here: is it a gRPC server?)"
+		}
+		return "", errors.New(msg)
 	}
 	if resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
 		return "", &NotServingError{Status: resp.GetStatus()}

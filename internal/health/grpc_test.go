@@ -5,6 +5,8 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -144,6 +146,17 @@ func TestGRPCCheckStatuses(t *testing.T) {
 	// All of it over one connection.
 	if n := b.accepted.Load(); n != 1 {
 		t.Errorf("%d connections for 4 checks, want 1", n)
+	}
+}
+
+// An HTTP/1.1 server: the failure says what is wrong in words.
+func TestGRPCCheckHTTP1Backend(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer srv.Close()
+	tg := health.Target{Key: "b", Host: srv.Listener.Addr().String(), Scheme: "http", State: backend.NewState(epoch)}
+	_, err := probe(t, grpcCfg(""), tg, health.Options{})
+	if err == nil || !strings.HasPrefix(err.Error(), "gRPC Unavailable: ") || !strings.Contains(err.Error(), "does not speak HTTP/2") {
+		t.Fatalf("err=%v, want gRPC Unavailable saying the backend does not speak HTTP/2", err)
 	}
 }
 
