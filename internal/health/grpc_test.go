@@ -107,6 +107,19 @@ func startGRPC(t *testing.T, addr string, withHealth bool, opts ...grpc.ServerOp
 	return b
 }
 
+// startGRPCTLS is startGRPC over TLS, with a certificate for names from a
+// fresh test CA (returned, for the client's roots).
+func startGRPCTLS(t *testing.T, names ...string) (*grpcBackend, *testutil.CA) {
+	t.Helper()
+	ca := testutil.NewCA(t)
+	leaf := ca.Issue("grpc", names, time.Now().Add(time.Hour), false)
+	cert, err := tls.X509KeyPair(leaf.CertPEM, leaf.KeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return startGRPC(t, "", true, grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert}}))), ca
+}
+
 func grpcCfg(service string) config.HealthCheck {
 	return config.HealthCheck{Type: "grpc", Interval: time.Second, Timeout: 2 * time.Second,
 		HealthyThreshold: 1, UnhealthyThreshold: 1, Service: service}
@@ -243,13 +256,7 @@ func TestGRPCCheckTimeout(t *testing.T) {
 }
 
 func TestGRPCCheckTLS(t *testing.T) {
-	ca := testutil.NewCA(t)
-	leaf := ca.Issue("grpc", []string{"backend.test", "127.0.0.1"}, time.Now().Add(time.Hour), false)
-	cert, err := tls.X509KeyPair(leaf.CertPEM, leaf.KeyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := startGRPC(t, "", true, grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert}})))
+	b, ca := startGRPCTLS(t, "backend.test", "127.0.0.1")
 	tg := health.Target{Key: "b", Host: b.addr, Scheme: "https", State: backend.NewState(epoch),
 		TLS: &tls.Config{RootCAs: ca.Pool}}
 	if msg, err := probe(t, grpcCfg(""), tg, health.Options{}); err != nil || msg != "gRPC health SERVING" {
@@ -274,13 +281,7 @@ func TestGRPCCheckTLS(t *testing.T) {
 // With the pool's TLS settings (which name the server), host still sets
 // the :authority, per call; gRPC checks it against the certificate.
 func TestGRPCCheckTLSAuthority(t *testing.T) {
-	ca := testutil.NewCA(t)
-	leaf := ca.Issue("grpc", []string{"backend.test", "api.test"}, time.Now().Add(time.Hour), false)
-	cert, err := tls.X509KeyPair(leaf.CertPEM, leaf.KeyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := startGRPC(t, "", true, grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert}})))
+	b, ca := startGRPCTLS(t, "backend.test", "api.test")
 	tg := health.Target{Key: "b", Host: b.addr, Scheme: "https", State: backend.NewState(epoch),
 		TLS: &tls.Config{RootCAs: ca.Pool, ServerName: "backend.test"}}
 	cfg := grpcCfg("")
@@ -303,13 +304,7 @@ func TestGRPCCheckTLSAuthority(t *testing.T) {
 // A reload that gives a target new TLS settings, or removes another target,
 // closes only the connections no target needs.
 func TestGRPCCheckReloadConnections(t *testing.T) {
-	ca := testutil.NewCA(t)
-	leaf := ca.Issue("grpc", []string{"127.0.0.1"}, time.Now().Add(time.Hour), false)
-	cert, err := tls.X509KeyPair(leaf.CertPEM, leaf.KeyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := startGRPC(t, "", true, grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert}})))
+	b, ca := startGRPCTLS(t, "127.0.0.1")
 	other := startGRPC(t, "", true)
 	cfg := grpcCfg("")
 	tg := health.Target{Key: "b", Host: b.addr, Scheme: "https", State: backend.NewState(epoch), TLS: &tls.Config{RootCAs: ca.Pool}}
