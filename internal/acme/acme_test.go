@@ -325,3 +325,35 @@ func TestFailingChallengeRetries(t *testing.T) {
 		t.Errorf("certificate events:\n%s", got)
 	}
 }
+
+// One name on two TLS listeners sharing storage_dir: one order, and both
+// listeners serve the certificate (certmagic's storage lock lets one manager
+// order it and the other load it).
+func TestSameNameTwoListeners(t *testing.T) {
+	t.Parallel()
+	p := newPebble(t, 0)
+	storage := filepath.Join(t.TempDir(), "data")
+	second := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+	acme := fmt.Sprintf(`{"acme": {"domains": ["shared.example.test"], "email": "ops@example.test", "directory": %q,
+	  "ca_file": %q, "storage_dir": %q, "challenges": ["http-01"]}}`, p.Directory, p.CAFile, storage)
+	cfg := fmt.Sprintf(`{
+	  "listeners": [
+	    {"name": "web", "listen_addr": "127.0.0.1:%d", "routes": [{"pool": "app"}]},
+	    {"name": "secure", "listen_addr": "127.0.0.1:%d", "routes": [{"pool": "app"}], "tls": %s},
+	    {"name": "secure2", "listen_addr": %q, "routes": [{"pool": "app"}], "tls": %s}
+	  ],
+	  "pools": {"app": {"backends": ["http://%s"]}}
+	}`, p.HTTPPort, p.TLSPort, acme, second, acme, backend(t))
+	h := startLB(t, p, cfg, storage, 0)
+	first := h.waitCert("shared.example.test", 60*time.Second)
+	h2 := *h
+	h2.tlsAddr = second
+	other := h2.waitCert("shared.example.test", 60*time.Second)
+	if first.SerialNumber.Cmp(other.SerialNumber) != 0 {
+		t.Errorf("the listeners serve different certificates (serials %v and %v), want one", first.SerialNumber, other.SerialNumber)
+	}
+	time.Sleep(2 * time.Second) // a second order, if one were started, would have finished
+	if ok, bad := h.orders("ok"), h.orders("error"); ok != 1 || bad != 0 {
+		t.Errorf("orders ok=%v error=%v, want exactly one successful order", ok, bad)
+	}
+}
